@@ -1,0 +1,1 @@
+"""Kafka plumbing: the local broker, topic names and set-up, producers."""

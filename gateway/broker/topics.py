@@ -1,0 +1,69 @@
+"""Topic names (defaults under a configurable prefix) and their creation."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+
+@dataclass(frozen=True)
+class Topics:
+    prefix: str = "crg"
+
+    @property
+    def raw(self) -> str:
+        return f"{self.prefix}.registry.events"
+
+    @property
+    def verified(self) -> str:
+        return f"{self.prefix}.registry.events.verified"
+
+    @property
+    def rejected(self) -> str:
+        return f"{self.prefix}.registry.events.rejected"
+
+    @property
+    def alerts(self) -> str:
+        return f"{self.prefix}.alerts"
+
+    @property
+    def itmo_actions(self) -> str:
+        return f"{self.prefix}.article6.itmo-actions"
+
+    def all(self) -> list[str]:
+        return [self.raw, self.verified, self.rejected, self.alerts, self.itmo_actions]
+
+
+async def ensure_topics(
+    bootstrap_servers: str, names: list[str], partitions: int, replication: int = 1
+) -> list[str]:
+    """Create the topics that do not exist yet; return the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [n for n in names if n not in existing]
+        if missing:
+            # created by a concurrent caller meanwhile: the goal is met all the same
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(
+                    [
+                        NewTopic(n, num_partitions=partitions, replication_factor=replication)
+                        for n in missing
+                    ]
+                )
+        return missing
+    finally:
+        await admin.close()
+
+
+async def list_topics(bootstrap_servers: str) -> list[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        return sorted(await admin.list_topics())
+    finally:
+        await admin.close()

@@ -1,0 +1,60 @@
+"""``crg broker`` (run the embedded broker) and ``crg topics`` (create, list)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import threading
+from typing import Any
+
+from ..broker.local import LocalBroker
+from ..broker.topics import Topics, ensure_topics, list_topics
+from ..config import Settings
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("broker", help="run the embedded Kafka-protocol broker (tansu) on loopback")
+    p.add_argument("--port", type=int, default=9092)
+    p.set_defaults(handler=cmd_broker)
+
+    topics = sub.add_parser("topics", help="the gateway's topics").add_subparsers(
+        dest="topics_command", required=True, metavar="ACTION"
+    )
+    p = topics.add_parser("create", help="create the gateway's topics where missing")
+    p.set_defaults(handler=cmd_topics_create)
+    p = topics.add_parser("list", help="list topics on the broker")
+    p.set_defaults(handler=cmd_topics_list)
+
+
+def wait_for_stop() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+
+
+def cmd_broker(args: argparse.Namespace, settings: Settings) -> int:
+    with LocalBroker(port=args.port) as broker:
+        topics = Topics(settings.topic_prefix)
+        asyncio.run(ensure_topics(broker.bootstrap_servers, topics.all(), settings.partitions))
+        print(f"broker on {broker.bootstrap_servers} (memory storage); Ctrl-C stops it")
+        wait_for_stop()
+    return 0
+
+
+def cmd_topics_create(args: argparse.Namespace, settings: Settings) -> int:
+    topics = Topics(settings.topic_prefix)
+    created = asyncio.run(
+        ensure_topics(
+            settings.bootstrap_servers, topics.all(), settings.partitions, settings.replication
+        )
+    )
+    print("created: " + (", ".join(created) if created else "none (all exist)"))
+    return 0
+
+
+def cmd_topics_list(args: argparse.Namespace, settings: Settings) -> int:
+    for name in asyncio.run(list_topics(settings.bootstrap_servers)):
+        print(name)
+    return 0

@@ -1,0 +1,51 @@
+"""``crg``: the command line of the Carbon Registry Gateway."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ..config import Settings
+from ..logging import configure_logging
+from . import bench, broker, keys, publish, up
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="crg", description="Carbon Registry Gateway: signed registry events on Kafka."
+    )
+    parser.add_argument("--data-dir", help="data directory (default: $CRG_DATA_DIR or ./data)")
+    parser.add_argument("--bootstrap-servers", help="Kafka bootstrap servers")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (up, broker, keys, publish, bench):
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    overrides = {}
+    if args.data_dir:
+        overrides["data_dir"] = args.data_dir
+    if args.bootstrap_servers:
+        overrides["bootstrap_servers"] = args.bootstrap_servers
+    settings = Settings(**overrides)
+    configure_logging(settings.log_format, settings.log_level)
+    try:
+        return int(args.handler(args, settings) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except CommandError as exc:
+        print(f"crg: {exc}", file=sys.stderr)
+        return 2
+
+
+class CommandError(Exception):
+    """A user-facing error: printed without a traceback, exit code 2."""
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Settings from environment variables (``CRG_…``) and an optional TOML file.
+
+The file is ``$CRG_CONFIG`` if set, else ``crg.toml`` in the working directory if
+present; environment variables win over the file. Every setting has a safe default:
+loopback addresses, the embedded broker's port, a ``data/`` directory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+
+def _config_file() -> Path | None:
+    explicit = os.environ.get("CRG_CONFIG")
+    if explicit:
+        return Path(explicit)
+    local = Path("crg.toml")
+    return local if local.exists() else None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CRG_", extra="forbid")
+
+    data_dir: Path = Field(Path("data"), description="Where SQLite files, keys and state live.")
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers.")
+    topic_prefix: str = Field("crg", pattern=r"^[A-Za-z0-9._-]+$")
+    partitions: int = Field(6, ge=1, le=1000, description="Partitions for topics we create.")
+    replication: int = Field(1, ge=1, description="Replication factor for topics we create.")
+    kafka_idempotence: bool = Field(
+        False,
+        description="Idempotent producer. Turn on for Apache Kafka; tansu's memory storage "
+        "does not support it. Correctness never depends on it.",
+    )
+    keys_url: str | None = Field(
+        None, description="Public key store: file path / file:// URL or postgresql:// URL."
+    )
+    private_key_dir: Path | None = Field(None, description="Registry private keys (0600 PEM).")
+    max_message_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @property
+    def resolved_keys_url(self) -> str:
+        return self.keys_url or str(self.data_dir / "keys" / "public-keys.json")
+
+    @property
+    def resolved_private_key_dir(self) -> Path:
+        return self.private_key_dir or self.data_dir / "keys" / "private"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _config_file()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)

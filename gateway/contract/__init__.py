@@ -1,0 +1,1 @@
+"""The event contract: Avro schemas, single-object codec, event models, signatures, keys."""

@@ -1,0 +1,174 @@
+"""Registry public keys and the rule for when a key may sign an event.
+
+A key belongs to one registry and may sign events whose ``occurred_at`` lies in
+``[valid_from, valid_until]`` and before ``revoked_at``. Revocation is judged at the
+event's time, so events signed before a routine revocation stay valid; after a
+compromise, revoke *at the estimated time of compromise*, not at the time of noticing.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import hashlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from .errors import (
+    KeyExpired,
+    KeyNotThisRegistry,
+    KeyNotValidYet,
+    KeyRevoked,
+    KeyUnknown,
+)
+from .signing import verify
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return None if value is None else value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parse(value: str | None) -> dt.datetime | None:
+    if value is None:
+        return None
+    parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError(f"key timestamp {value!r} has no time zone")
+    return parsed.astimezone(dt.UTC)
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """A registry's public key with its validity window. Holds no private material."""
+
+    registry_id: str
+    key_id: str
+    public_key: bytes  # raw 32-byte Ed25519 public key
+    valid_from: dt.datetime
+    valid_until: dt.datetime | None = None
+    revoked_at: dt.datetime | None = None
+    revocation_reason: str | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.public_key) != 32:
+            raise ValueError("an Ed25519 public key is 32 bytes")
+        for name in ("valid_from", "valid_until", "revoked_at"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                raise ValueError(f"{name} must carry a time zone")
+
+    def check_usable_at(self, registry_id: str, at: dt.datetime) -> None:
+        """Raise the precise key error if this key may not sign for ``registry_id`` at ``at``."""
+        if registry_id != self.registry_id:
+            raise KeyNotThisRegistry(
+                f"key {self.key_id} belongs to registry {self.registry_id!r}, not {registry_id!r}"
+            )
+        if self.revoked_at is not None and at >= self.revoked_at:
+            raise KeyRevoked(f"key {self.key_id} was revoked at {_iso(self.revoked_at)}")
+        if at < self.valid_from:
+            raise KeyNotValidYet(f"key {self.key_id} is valid from {_iso(self.valid_from)}")
+        if self.valid_until is not None and at > self.valid_until:
+            raise KeyExpired(f"key {self.key_id} expired at {_iso(self.valid_until)}")
+
+    def is_active(self, at: dt.datetime) -> bool:
+        try:
+            self.check_usable_at(self.registry_id, at)
+        except Exception:
+            return False
+        return True
+
+    @property
+    def public_key_b64(self) -> str:
+        return base64.b64encode(self.public_key).decode()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "registry_id": self.registry_id,
+            "key_id": self.key_id,
+            "public_key": self.public_key_b64,
+            "valid_from": _iso(self.valid_from),
+            "valid_until": _iso(self.valid_until),
+            "revoked_at": _iso(self.revoked_at),
+            "revocation_reason": self.revocation_reason,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> KeyRecord:
+        valid_from = _parse(data["valid_from"])
+        assert valid_from is not None
+        return cls(
+            registry_id=data["registry_id"],
+            key_id=data["key_id"],
+            public_key=base64.b64decode(data["public_key"], validate=True),
+            valid_from=valid_from,
+            valid_until=_parse(data.get("valid_until")),
+            revoked_at=_parse(data.get("revoked_at")),
+            revocation_reason=data.get("revocation_reason"),
+        )
+
+
+def public_key_bytes(key: Ed25519PrivateKey | Ed25519PublicKey) -> bytes:
+    public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
+    return public.public_bytes(Encoding.Raw, PublicFormat.Raw)
+
+
+def make_key_id(registry_id: str, public_key: bytes, created: dt.datetime) -> str:
+    """``<registry>-<yyyymmdd>-<first 8 hex of SHA-256(public key)>``: readable and unique."""
+    return f"{registry_id}-{created:%Y%m%d}-{hashlib.sha256(public_key).hexdigest()[:8]}"
+
+
+class KeyRing:
+    """The known public keys of every registry, in memory; the pure part of the key store."""
+
+    def __init__(self, records: Iterable[KeyRecord] = ()) -> None:
+        self._records: dict[str, KeyRecord] = {}
+        self._public: dict[str, Ed25519PublicKey] = {}
+        for record in records:
+            self.put(record)
+
+    def put(self, record: KeyRecord) -> None:
+        """Add or replace a record (same key id must keep the same public key)."""
+        existing = self._records.get(record.key_id)
+        if existing is not None and existing.public_key != record.public_key:
+            raise ValueError(f"key id {record.key_id} is already registered with another key")
+        self._records[record.key_id] = record
+        self._public[record.key_id] = Ed25519PublicKey.from_public_bytes(record.public_key)
+
+    def get(self, key_id: str) -> KeyRecord:
+        try:
+            return self._records[key_id]
+        except KeyError:
+            raise KeyUnknown(f"no key {key_id!r} is registered") from None
+
+    def __iter__(self) -> Iterator[KeyRecord]:
+        return iter(sorted(self._records.values(), key=lambda r: (r.registry_id, r.valid_from)))
+
+    def __len__(self) -> int:
+        return len(self._records)
+
+    def for_registry(self, registry_id: str) -> list[KeyRecord]:
+        return [r for r in self if r.registry_id == registry_id]
+
+    def verify(self, key_id: str, value: bytes, signature: bytes) -> KeyRecord:
+        """Check the signature with the named key; validity is checked once the time is known."""
+        record = self.get(key_id)
+        verify(self._public[key_id], value, signature)
+        return record
+
+    def rotated(
+        self, new: KeyRecord, *, overlap: dt.timedelta = dt.timedelta(hours=1)
+    ) -> list[KeyRecord]:
+        """Records to store for a rotation: ``new``, and the registry's open keys closed
+        ``overlap`` after the new key's start so events in flight still verify."""
+        close_at = new.valid_from + overlap
+        changed = [new]
+        for record in self.for_registry(new.registry_id):
+            if record.key_id == new.key_id or record.revoked_at is not None:
+                continue
+            if record.valid_until is None or record.valid_until > close_at:
+                changed.append(replace(record, valid_until=close_at))
+        return changed
