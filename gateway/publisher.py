@@ -195,7 +195,11 @@ class Publisher:
 
 
 def make_producer(
-    bootstrap_servers: str, *, idempotence: bool, client_id: str = "crg-publish"
+    bootstrap_servers: str,
+    *,
+    idempotence: bool,
+    client_id: str = "crg-publish",
+    request_timeout_ms: int = 30_000,
 ) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap_servers,
@@ -203,5 +207,5 @@ def make_producer(
         acks="all",
         enable_idempotence=idempotence,
         linger_ms=5,
-        request_timeout_ms=30_000,
+        request_timeout_ms=request_timeout_ms,
     )

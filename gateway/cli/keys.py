@@ -13,6 +13,7 @@ from ..config import Settings
 from ..contract.keys import KeyRecord, make_key_id
 from ..keystore import open_key_storage
 from ..keystore.private import generate, private_key_path, write_private_key
+from .errors import CommandError
 
 
 def _when(text: str | None) -> dt.datetime:
@@ -83,8 +84,6 @@ def cmd_generate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_register(args: argparse.Namespace, settings: Settings) -> int:
-    from .main import CommandError
-
     try:
         public = base64.b64decode(args.public_key, validate=True)
     except ValueError:
@@ -123,7 +122,6 @@ def cmd_revoke(args: argparse.Namespace, settings: Settings) -> int:
     from dataclasses import replace
 
     from ..contract.errors import KeyUnknown
-    from .main import CommandError
 
     storage = open_key_storage(settings.resolved_keys_url)
     try:

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from ..config import Settings
 from ..logging import configure_logging
 from . import bench, broker, keys, publish, up
+from .errors import CommandError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,10 +42,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CommandError as exc:
         print(f"crg: {exc}", file=sys.stderr)
         return 2
-
-
-class CommandError(Exception):
-    """A user-facing error: printed without a traceback, exit code 2."""
 
 
 if __name__ == "__main__":

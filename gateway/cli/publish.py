@@ -27,6 +27,7 @@ from ..publisher import Publisher, PublishReport, make_producer
 from ..sources import SourceItem
 from ..sources.jsonl import read_jsonl
 from ..sources.verra import read_verra
+from .errors import CommandError
 
 FORMATS = {"jsonl": read_jsonl, "verra": read_verra}
 
@@ -59,8 +60,6 @@ def register(sub: Any) -> None:
 
 
 def choose_signer(settings: Settings, registry: str, key_id: str | None) -> EventSigner:
-    from .main import CommandError
-
     ring = open_key_storage(settings.resolved_keys_url).load()
     key_dir = settings.resolved_private_key_dir
     if key_id is None:

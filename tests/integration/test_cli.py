@@ -1,0 +1,217 @@
+"""The ``crg`` command as a user runs it: keys, publish against the real broker, up."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.broker.local import LocalBroker
+
+from ..factories import envelope, issued
+
+REPO = Path(__file__).resolve().parents[2]
+SAMPLE = REPO / "samples" / "registry-exports" / "verra" / "transactions.csv"
+
+
+def crg(
+    data_dir: Path,
+    *args: str,
+    bootstrap: str | None = None,
+    stdin: str | None = None,
+    env_extra: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CRG_LOG_FORMAT": "json", **(env_extra or {})}
+    env.pop("CRG_KEY_PASSPHRASE", None)
+    cmd = [sys.executable, "-m", "gateway", "--data-dir", str(data_dir)]
+    if bootstrap:
+        cmd += ["--bootstrap-servers", bootstrap]
+    return subprocess.run(
+        [*cmd, *args], capture_output=True, text=True, env=env, input=stdin, timeout=120, cwd=REPO
+    )
+
+
+def private_pem_bodies(data_dir: Path) -> list[str]:
+    folder = data_dir / "keys" / "private"
+    return [
+        line
+        for p in folder.glob("*.pem")
+        for line in p.read_text().splitlines()
+        if line and not line.startswith("-----")
+    ]
+
+
+def test_key_lifecycle(tmp_path: Path) -> None:
+    out = crg(
+        tmp_path,
+        "keys",
+        "generate",
+        "--registry",
+        "verra",
+        "--register",
+        "--valid-from",
+        "2026-01-01T00:00:00Z",
+    )
+    assert out.returncode == 0, out.stderr
+    key_id = next(
+        line.split()[-1] for line in out.stdout.splitlines() if line.startswith("key id:")
+    )
+    assert key_id.startswith("verra-20260101-")
+    pem = tmp_path / "keys" / "private" / f"{key_id}.pem"
+    assert stat.S_IMODE(pem.stat().st_mode) == 0o600
+
+    listed = json.loads(crg(tmp_path, "keys", "list", "--json").stdout)
+    assert [(k["key_id"], k["valid_until"], k["revoked_at"]) for k in listed] == [
+        (key_id, None, None)
+    ]
+
+    rotated = crg(tmp_path, "keys", "rotate", "--registry", "verra", "--overlap-hours", "2")
+    assert rotated.returncode == 0, rotated.stderr
+    assert f"closed:     {key_id} valid until" in rotated.stdout
+    listed = json.loads(crg(tmp_path, "keys", "list", "--json").stdout)
+    assert len(listed) == 2 and listed[0]["valid_until"] is not None
+
+    revoked = crg(
+        tmp_path,
+        "keys",
+        "revoke",
+        "--key-id",
+        key_id,
+        "--at",
+        "2026-02-01T00:00:00Z",
+        "--reason",
+        "superseded",
+    )
+    assert revoked.returncode == 0, revoked.stderr
+    listed = {k["key_id"]: k for k in json.loads(crg(tmp_path, "keys", "list", "--json").stdout)}
+    assert listed[key_id]["revoked_at"] == "2026-02-01T00:00:00Z"
+    assert listed[key_id]["revocation_reason"] == "superseded"
+
+    unknown = crg(tmp_path, "keys", "revoke", "--key-id", "nope")
+    assert unknown.returncode == 2 and "no key 'nope'" in unknown.stderr
+
+    # register a public key brought by a registry; refuse a rebinding of its id
+    public = base64.b64encode(os.urandom(32)).decode()
+    reg = crg(
+        tmp_path,
+        "keys",
+        "register",
+        "--registry",
+        "gold-standard",
+        "--public-key",
+        public,
+        "--key-id",
+        "gs-1",
+    )
+    assert reg.returncode == 0, reg.stderr
+    other = base64.b64encode(os.urandom(32)).decode()
+    clash = crg(
+        tmp_path,
+        "keys",
+        "register",
+        "--registry",
+        "gold-standard",
+        "--public-key",
+        other,
+        "--key-id",
+        "gs-1",
+    )
+    assert clash.returncode == 2 and "already registered" in clash.stderr
+    short = crg(tmp_path, "keys", "register", "--registry", "x", "--public-key", "AAAA")
+    assert short.returncode == 2 and "32-byte" in short.stderr
+
+    for line in private_pem_bodies(tmp_path):
+        for run in (out, rotated, revoked, reg):
+            assert line not in run.stdout and line not in run.stderr
+
+
+@pytest.mark.broker
+def test_publish_the_real_export_then_again(tmp_path: Path, broker: LocalBroker) -> None:
+    gen = crg(
+        tmp_path,
+        "keys",
+        "generate",
+        "--registry",
+        "verra",
+        "--register",
+        "--valid-from",
+        "2016-01-01T00:00:00Z",
+    )
+    assert gen.returncode == 0, gen.stderr
+    prefix = [
+        "publish",
+        "--format",
+        "verra",
+        "--registry",
+        "verra",
+        "--create-topics",
+        "--no-progress",
+        str(SAMPLE),
+    ]
+    own_topics = {"CRG_TOPIC_PREFIX": f"cli{os.getpid()}"}
+    first = crg(tmp_path, *prefix, bootstrap=broker.bootstrap_servers, env_extra=own_topics)
+    second = crg(tmp_path, *prefix, bootstrap=broker.bootstrap_servers, env_extra=own_topics)
+    assert first.returncode == 0, first.stderr
+    assert "sent: 144 (UnitsIssued 44, UnitsRetired 100)" in first.stdout
+    assert "invalid: 0" in first.stdout and "failed to send: 0" in first.stdout
+    assert second.returncode == 0, second.stderr
+    assert "sent: 0" in second.stdout and "already published (skipped): 144" in second.stdout
+    for line in private_pem_bodies(tmp_path):
+        assert line not in first.stdout + first.stderr
+
+
+@pytest.mark.broker
+def test_publish_jsonl_from_stdin_with_a_bad_line(tmp_path: Path, broker: LocalBroker) -> None:
+    crg(
+        tmp_path,
+        "keys",
+        "generate",
+        "--registry",
+        "verra",
+        "--register",
+        "--valid-from",
+        "2016-01-01T00:00:00Z",
+    )
+    good = {k: v for k, v in envelope(issued()).items() if k != "sequence"}
+    text = json.dumps(good) + "\n{oops\n"
+    run = crg(
+        tmp_path,
+        "publish",
+        "--registry",
+        "verra",
+        "--create-topics",
+        "-",
+        bootstrap=broker.bootstrap_servers,
+        stdin=text,
+    )
+    assert run.returncode == 3, run.stderr
+    assert "sent: 1 (UnitsIssued 1)" in run.stdout
+    assert "invalid line 2: not JSON" in run.stdout
+
+
+def test_publish_without_a_key_says_how_to_make_one(tmp_path: Path) -> None:
+    run = crg(tmp_path, "publish", "--registry", "verra", "-", stdin="")
+    assert run.returncode == 2
+    assert "crg keys generate --registry verra --register" in run.stderr
+
+
+@pytest.mark.broker
+def test_up_once_runs_the_feed_end_to_end(tmp_path: Path) -> None:
+    run = crg(tmp_path, "up", "--once")
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "120 export rows → 144 events" in run.stdout
+    assert "verified: UnitsIssued 44, UnitsRetired 100" in run.stdout
+    assert "every published event verified end to end" in run.stdout
+    again = crg(tmp_path, "up", "--once")  # same data dir: same key, same sequences
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert again.stdout.count("registry key: verra / ") == 1
+    assert (
+        run.stdout.split("registry key: ")[1].split()[2]
+        == again.stdout.split("registry key: ")[1].split()[2]
+    )
