@@ -45,6 +45,13 @@ class Settings(BaseSettings):
         None, description="Public key store: file path / file:// URL or postgresql:// URL."
     )
     private_key_dir: Path | None = Field(None, description="Registry private keys (0600 PEM).")
+    ledger_url: str | None = Field(
+        None,
+        description="Gateway ledger: sqlite:///path or postgresql://… (default: SQLite "
+        "file in the data directory).",
+    )
+    http_host: str = Field("127.0.0.1", description="HTTP bind address (loopback by default).")
+    http_port: int = Field(8080, ge=0, le=65535)
     max_message_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -52,6 +59,12 @@ class Settings(BaseSettings):
     @property
     def resolved_keys_url(self) -> str:
         return self.keys_url or str(self.data_dir / "keys" / "public-keys.json")
+
+    @property
+    def resolved_ledger_url(self) -> str:
+        return (
+            self.ledger_url or f"sqlite://{(self.data_dir / 'gateway' / 'ledger.sqlite').resolve()}"
+        )
 
     @property
     def resolved_private_key_dir(self) -> Path:

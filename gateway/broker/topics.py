@@ -33,6 +33,10 @@ class Topics:
     def itmo_actions(self) -> str:
         return f"{self.prefix}.article6.itmo-actions"
 
+    def group(self, consumer: str) -> str:
+        """Consumer group id of one consumer of these topics (e.g. ``crg.gateway``)."""
+        return f"{self.prefix}.{consumer}"
+
     def all(self) -> list[str]:
         return [self.raw, self.verified, self.rejected, self.alerts, self.itmo_actions]
 

@@ -84,6 +84,10 @@ class SingleObjectCodec:
             )
         except EOFError as exc:
             raise Truncated(f"body ends early: {exc}") from None
+        except IndexError as exc:
+            if "string index" in str(exc):  # fastavro's varint reader ran past the end
+                raise Truncated("body ends early inside a number") from None
+            raise BodyInvalid(f"body does not decode: {exc}") from None
         except Exception as exc:  # fastavro raises many types on hostile input
             raise BodyInvalid(f"body does not decode: {type(exc).__name__}: {exc}") from None
         if body.tell() != len(data):

@@ -1,0 +1,66 @@
+"""Unit blocks: contiguous, inclusive ranges of one registry's units with one holder,
+one status and one set of labels. A block splits when part of it moves or changes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Any
+
+from ..contract.models import Label
+
+
+class Status(StrEnum):
+    ACTIVE = "active"
+    RETIRED = "retired"
+    CANCELLED = "cancelled"
+
+
+def label_json(label: Label) -> str:
+    """Canonical JSON of a label, as stored on blocks."""
+    return json.dumps(label.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+
+def label_identity(label: dict[str, Any] | Label) -> tuple[Any, ...]:
+    """What makes two labels 'the same label' for revocation: kind, wording, host Party
+    and letter of authorization (dates and uses may be restated differently)."""
+    data = label.model_dump(mode="json") if isinstance(label, Label) else label
+    return (data["kind"], data["text"], data.get("host_party"), data.get("letter_of_authorization"))
+
+
+@dataclass(frozen=True)
+class Block:
+    registry_id: str
+    series: str
+    start: int
+    end: int
+    project_id: str
+    host_party: str
+    vintage: int
+    unit_type: str
+    account: str
+    status: Status
+    labels: tuple[str, ...]  # canonical label JSON, sorted
+    issued_by: str  # event id of the issuance the units come from
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start + 1
+
+    def piece(self, start: int, end: int) -> Block:
+        assert self.start <= start <= end <= self.end
+        return replace(self, start=start, end=end)
+
+    def label_dicts(self) -> list[dict[str, Any]]:
+        return [json.loads(text) for text in self.labels]
+
+    def with_label(self, text: str) -> Block:
+        return replace(self, labels=tuple(sorted({*self.labels, text})))
+
+    def without_label(self, identity: tuple[Any, ...]) -> Block:
+        kept = tuple(t for t in self.labels if label_identity(json.loads(t)) != identity)
+        return replace(self, labels=kept)
+
+    def has_label(self, identity: tuple[Any, ...]) -> bool:
+        return any(label_identity(json.loads(t)) == identity for t in self.labels)

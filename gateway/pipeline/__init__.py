@@ -1,0 +1,1 @@
+"""The gateway pipeline: judge each raw event, record the verdict, route it."""

@@ -1,0 +1,219 @@
+"""One raw message in, one verdict out: verify → decode → model → identity → ledger.
+
+:func:`judge` runs inside the batch's ledger transaction, so the ledger change, the
+accepted id and sequence, the rejected record and the outbox entries commit together.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import ValidationError
+
+from ..broker.topics import Topics
+from ..contract.codec import SingleObjectCodec
+from ..contract.errors import ContractError
+from ..contract.keys import KeyRing
+from ..contract.message import Headers, verify_and_decode
+from ..contract.models import RegistryEvent, UnitsIssued
+from ..ledger.reasons import Reason
+from ..ledger.rules import Change, decide
+from ..ledger.store import LedgerStore
+from .identity import project_identity
+
+VERDICT_HEADERS = (
+    "crg_verdict",
+    "crg_reason",
+    "crg_reason_message",
+    "crg_ledger_position",
+    "crg_source",
+)
+
+
+@dataclass(frozen=True)
+class Incoming:
+    value: bytes
+    headers: Headers
+    key: bytes | None
+    source: str  # topic/partition/offset, or "http"
+
+
+@dataclass
+class Verdict:
+    outcome: Literal["accepted", "rejected", "repeat"]
+    reason: Reason | None = None
+    message: str = ""
+    event: RegistryEvent | None = None
+    position: int | None = None
+    alerts: list[dict[str, object]] = field(default_factory=list)
+
+
+def own_headers(headers: Headers) -> list[tuple[str, bytes]]:
+    """The sender's headers without any verdict headers it may have forged."""
+    return [(k, v) for k, v in headers if k not in VERDICT_HEADERS]
+
+
+def _vintage_overlap(a: tuple[str, str], b: tuple[str, str]) -> bool:
+    return a[0] <= b[1] and b[0] <= a[1]
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def judge_event(event: RegistryEvent, value: bytes, ledger: LedgerStore) -> Verdict:
+    """The checks that need the ledger, for an authentic, well-formed event."""
+    sha = hashlib.sha256(value).digest()
+    seen = ledger.accepted(event.registry_id, event.event_id)
+    if seen is not None:
+        if seen[0] == sha:
+            return Verdict("repeat", Reason.DUPLICATE_REPEAT, "identical repeat", event, seen[1])
+        return Verdict(
+            "rejected",
+            Reason.EVENT_ID_CONFLICT,
+            f"event id {event.event_id} was accepted before with different bytes",
+            event,
+        )
+    holder = ledger.sequence_holder(event.registry_id, event.sequence)
+    if holder is not None:
+        return Verdict(
+            "rejected",
+            Reason.SEQUENCE_REPEAT,
+            f"sequence {event.sequence} was already used by event {holder}",
+            event,
+        )
+    decision = decide(event, ledger)
+    if not isinstance(decision, Change):
+        return Verdict("rejected", decision.reason, decision.message, event)
+    ledger.apply(decision)
+    return Verdict("accepted", None, "", event, None)
+
+
+def cross_registry_alerts(event: RegistryEvent, ledger: LedgerStore) -> list[dict[str, object]]:
+    p = event.payload
+    if not isinstance(p, UnitsIssued):
+        return []
+    identity = project_identity(p.project.host_party, p.project.name)
+    if identity is None:
+        return []
+    vintage = (p.vintage_start.isoformat(), p.vintage_end.isoformat())
+    alerts: list[dict[str, object]] = []
+    for registry, project, v_start, v_end, other_event in ledger.issuances_of_identity(identity):
+        if registry != event.registry_id and _vintage_overlap(vintage, (v_start, v_end)):
+            alerts.append(
+                {
+                    "alert": "possible_double_issuance",
+                    "project_identity": identity,
+                    "registry_id": event.registry_id,
+                    "project_id": event.project_id,
+                    "event_id": event.event_id,
+                    "vintage": list(vintage),
+                    "other_registry_id": registry,
+                    "other_project_id": project,
+                    "other_event_id": other_event,
+                    "other_vintage": [v_start, v_end],
+                }
+            )
+    ledger.record_issuance_identity(
+        identity, event.registry_id, event.project_id, *vintage, event.event_id
+    )
+    return alerts
+
+
+def sequence_alerts(event: RegistryEvent, ledger: LedgerStore) -> list[dict[str, object]]:
+    """Report numbers skipped by a registry. Its events are spread over partitions, so a
+    skipped number may still arrive: the alert says so, and a gap never blocks."""
+    high = ledger.sequence_high(event.registry_id)
+    if event.sequence <= high:
+        return []
+    ledger.set_sequence_high(event.registry_id, event.sequence)
+    if high == 0 or event.sequence == high + 1:
+        return []  # the first event seen from a registry sets its baseline
+    return [
+        {
+            "alert": "sequence_gap",
+            "registry_id": event.registry_id,
+            "missing_from": high + 1,
+            "missing_to": event.sequence - 1,
+            "seen_sequence": event.sequence,
+            "event_id": event.event_id,
+            "note": "numbers may still arrive through another partition",
+        }
+    ]
+
+
+def judge(msg: Incoming, keys: KeyRing, codec: SingleObjectCodec, ledger: LedgerStore) -> Verdict:
+    try:
+        event = verify_and_decode(msg.value, msg.headers, keys, codec)
+    except ContractError as exc:
+        return Verdict("rejected", Reason(exc.reason), str(exc))
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        return Verdict("rejected", Reason.MODEL_INVALID, problems)
+    verdict = judge_event(event, msg.value, ledger)
+    if verdict.outcome == "accepted":
+        verdict.position = ledger.record_accepted(
+            event.registry_id,
+            event.event_id,
+            hashlib.sha256(msg.value).digest(),
+            event.sequence,
+            msg.source,
+        )
+        verdict.alerts = cross_registry_alerts(event, ledger) + sequence_alerts(event, ledger)
+    return verdict
+
+
+def route(msg: Incoming, verdict: Verdict, topics: Topics, ledger: LedgerStore) -> None:
+    """Put the verdict's messages in the outbox (and a rejected record in the ledger)."""
+    headers = own_headers(msg.headers)
+    source = ("crg_source", msg.source.encode())
+    if verdict.outcome == "accepted":
+        ledger.outbox_add(
+            topics.verified,
+            msg.key,
+            msg.value,
+            [
+                *headers,
+                ("crg_verdict", b"accepted"),
+                ("crg_ledger_position", str(verdict.position).encode()),
+                source,
+            ],
+        )
+    elif verdict.outcome == "rejected":
+        assert verdict.reason is not None
+        event = verdict.event
+        ledger.record_rejected(
+            registry_id=event.registry_id if event else None,
+            event_id=event.event_id if event else None,
+            reason=verdict.reason.value,
+            message=verdict.message,
+            value=msg.value,
+            headers=headers,
+            source=msg.source,
+            received_at=_now(),
+        )
+        ledger.outbox_add(
+            topics.rejected,
+            msg.key,
+            msg.value,
+            [
+                *headers,
+                ("crg_verdict", b"rejected"),
+                ("crg_reason", verdict.reason.value.encode()),
+                ("crg_reason_message", verdict.message[:1000].encode()),
+                source,
+            ],
+        )
+    for alert in verdict.alerts:
+        ledger.outbox_add(
+            topics.alerts,
+            msg.key,
+            json.dumps(alert, sort_keys=True).encode(),
+            [("content-type", b"application/json"), ("crg_alert", str(alert["alert"]).encode())],
+        )

@@ -1,0 +1,100 @@
+"""A gateway running in the test's event loop against the real broker and a real ledger."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from gateway.broker.local import LocalBroker
+from gateway.broker.topics import Topics, ensure_topics
+from gateway.contract.codec import default_codec
+from gateway.contract.keys import KeyRing
+from gateway.contract.message import SignedMessage, header_value
+from gateway.ledger.store import LedgerStore
+from gateway.pipeline.gateway import Gateway
+
+
+@dataclass
+class Routed:
+    key: bytes | None
+    value: bytes
+    headers: dict[str, bytes]
+    partition: int
+
+
+@dataclass
+class Harness:
+    broker: LocalBroker
+    ledger: LedgerStore
+    keys: KeyRing
+    partitions: int = 3
+    topics: Topics = field(default_factory=lambda: Topics(f"t{uuid.uuid4().hex[:8]}"))
+    gateway: Gateway | None = None
+    sent: int = 0
+
+    async def start(self) -> Harness:
+        await ensure_topics(self.broker.bootstrap_servers, self.topics.all(), self.partitions)
+        self.gateway = Gateway(
+            bootstrap_servers=self.broker.bootstrap_servers,
+            ledger=self.ledger,
+            keys=lambda: self.keys,
+            codec=default_codec(),
+            topics=self.topics,
+        )
+        await self.gateway.start()
+        return self
+
+    async def stop(self) -> None:
+        if self.gateway:
+            await self.gateway.stop()
+
+    async def send(self, *messages: SignedMessage | tuple[bytes | None, bytes, list]) -> None:  # type: ignore[type-arg]
+        producer = AIOKafkaProducer(bootstrap_servers=self.broker.bootstrap_servers, acks="all")
+        await producer.start()
+        try:
+            for m in messages:
+                key, value, headers = (
+                    (m.key, m.value, list(m.headers)) if isinstance(m, SignedMessage) else m
+                )
+                await producer.send_and_wait(self.topics.raw, value, key=key, headers=headers)
+                self.sent += 1
+        finally:
+            await producer.stop()
+
+    async def drain(self, wait_seconds: float = 30) -> None:
+        """Run the gateway until it has processed everything sent."""
+        assert self.gateway is not None
+        deadline = asyncio.get_running_loop().time() + wait_seconds
+        while self.gateway.processed < self.sent:
+            if asyncio.get_running_loop().time() > deadline:
+                raise TimeoutError(f"processed {self.gateway.processed} of {self.sent}")
+            await self.gateway.step(timeout_ms=200)
+
+    async def read(
+        self, topic: str, expected: int | None = None, wait: float = 3.0
+    ) -> list[Routed]:
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=self.broker.bootstrap_servers,
+            auto_offset_reset="earliest",
+            group_id=None,
+        )
+        await consumer.start()
+        out: list[Routed] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        try:
+            while loop.time() < deadline and (expected is None or len(out) < expected):
+                batch = await consumer.getmany(timeout_ms=200)
+                for tp, msgs in batch.items():
+                    out += [Routed(m.key, m.value, dict(m.headers), tp.partition) for m in msgs]
+        finally:
+            await consumer.stop()
+        return out
+
+
+def reason_of(routed: Routed) -> str:
+    return (header_value(list(routed.headers.items()), "crg_reason") or b"").decode()

@@ -1,0 +1,184 @@
+"""One contract for the ledger database: SQLite and PostgreSQL pass the very same tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from gateway.ledger.blocks import Block, Status
+from gateway.ledger.rules import Change
+from gateway.ledger.store import LedgerStore, open_ledger
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LedgerStore]:
+    if request.param == "sqlite":
+        url = f"sqlite://{tmp_path / 'ledger.sqlite'}"
+    else:
+        url = request.getfixturevalue("pg_url")
+    store = open_ledger(url)
+    yield store
+    store.close()
+
+
+def blk(start: int, end: int, **kw: object) -> Block:
+    fields: dict[str, object] = dict(
+        registry_id="verra",
+        series="",
+        start=start,
+        end=end,
+        project_id="4150",
+        host_party="RWA",
+        vintage=2024,
+        unit_type="VCU",
+        account="a",
+        status=Status.ACTIVE,
+        labels=(),
+        issued_by="e1",
+    )
+    fields.update(kw)
+    return Block(**fields)  # type: ignore[arg-type]
+
+
+def test_overlapping_finds_exactly_the_touching_blocks(ledger: LedgerStore) -> None:
+    blocks = [blk(1, 10), blk(11, 20), blk(30, 40), blk(1, 5, series="other")]
+    with ledger.transaction():
+        ledger.apply(Change((), tuple(blocks)))
+    starts = lambda s, e: [b.start for b in ledger.overlapping("verra", "", s, e)]  # noqa: E731
+    assert starts(5, 12) == [1, 11]
+    assert starts(10, 10) == [1]
+    assert starts(21, 29) == []
+    assert starts(0, 100) == [1, 11, 30]
+    assert starts(40, 41) == [30]
+    assert ledger.overlapping("gold", "", 0, 100) == []
+    assert [b.series for b in ledger.overlapping("verra", "other", 0, 100)] == ["other"]
+
+
+def test_split_replaces_and_round_trips_every_field(ledger: LedgerStore) -> None:
+    original = blk(1, 100, labels=('{"kind":"OTHER","text":"x"}',))
+    with ledger.transaction():
+        ledger.apply(Change((), (original,)))
+    pieces = (
+        original.piece(1, 9),
+        replace(original.piece(10, 19), account="b", status=Status.RETIRED),
+        original.piece(20, 100),
+    )
+    with ledger.transaction():
+        ledger.apply(Change((original,), pieces))
+    assert ledger.blocks() == list(pieces)
+
+
+def test_a_failed_transaction_changes_nothing(ledger: LedgerStore) -> None:
+    with ledger.transaction():
+        ledger.apply(Change((), (blk(1, 10),)))
+    before = ledger.digest()
+    with pytest.raises(RuntimeError), ledger.transaction():
+        ledger.apply(Change((blk(1, 10),), (blk(1, 5), blk(6, 10, account="b"))))
+        ledger.set_offsets("raw", {0: 99})
+        ledger.outbox_add("t", b"k", b"v", [("h", b"1")])
+        raise RuntimeError("crash")
+    assert ledger.digest() == before
+    assert ledger.offsets("raw") == {}
+    assert ledger.outbox_pending() == []
+
+
+def test_accepted_ids_and_sequences_are_unique(ledger: LedgerStore) -> None:
+    with ledger.transaction():
+        p1 = ledger.record_accepted("verra", "e1", b"h" * 32, 1, "raw/0/0")
+        p2 = ledger.record_accepted("verra", "e2", b"i" * 32, 2, "raw/0/1")
+        ledger.record_accepted("gold", "e1", b"j" * 32, 1, "raw/1/0")
+    assert p2 > p1
+    assert ledger.accepted("verra", "e1") == (b"h" * 32, p1)
+    assert ledger.accepted("verra", "e3") is None
+    assert ledger.sequence_holder("verra", 2) == "e2"
+    assert ledger.sequence_holder("verra", 3) is None
+    assert ledger.accepted_count() == 3
+    with pytest.raises(Exception), ledger.transaction():  # noqa: B017 - driver-specific error
+        ledger.record_accepted("verra", "e1", b"x" * 32, 9, "raw/0/2")
+
+
+def test_offsets_outbox_and_sequence_state(ledger: LedgerStore) -> None:
+    with ledger.transaction():
+        ledger.set_offsets("raw", {0: 5, 1: 7})
+        ledger.set_offsets("raw", {1: 9})
+        ledger.outbox_add("verified", b"k", b"v1", [("a", b"\x00\xff")])
+        ledger.outbox_add("rejected", None, b"v2", [])
+        ledger.set_sequence_high("verra", 10)
+    assert ledger.offsets("raw") == {0: 5, 1: 9}
+    assert ledger.sequence_high("verra") == 10 and ledger.sequence_high("gold") == 0
+    pending = ledger.outbox_pending()
+    assert [(m.topic, m.key, m.value, m.headers) for m in pending] == [
+        ("verified", b"k", b"v1", [("a", b"\x00\xff")]),
+        ("rejected", None, b"v2", []),
+    ]
+    ledger.outbox_done(pending[0].id)
+    assert [m.value for m in ledger.outbox_pending()] == [b"v2"]
+
+
+def test_rejected_records_filter_and_reprocess(ledger: LedgerStore) -> None:
+    with ledger.transaction():
+        for i, (registry, reason, at) in enumerate(
+            [
+                ("verra", "key_unknown", "2026-01-01T00:00:00Z"),
+                ("verra", "units_not_found", "2026-02-01T00:00:00Z"),
+                (None, "undecodable.bad_marker", "2026-03-01T00:00:00Z"),
+            ]
+        ):
+            ledger.record_rejected(
+                registry_id=registry,
+                event_id=f"e{i}",
+                reason=reason,
+                message="m",
+                value=bytes([i]),
+                headers=[("h", b"x")],
+                source=f"raw/0/{i}",
+                received_at=at,
+            )
+    assert [r.reason for r in ledger.rejected(registry_id="verra")] == [
+        "key_unknown",
+        "units_not_found",
+    ]
+    assert [r.event_id for r in ledger.rejected(since="2026-01-15T00:00:00Z")] == ["e1", "e2"]
+    assert [r.event_id for r in ledger.rejected(until="2026-01-15T00:00:00Z")] == ["e0"]
+    (first,) = ledger.rejected(reason="key_unknown")
+    assert (first.value, first.headers) == (b"\x00", [("h", b"x")])
+    with ledger.transaction():
+        ledger.mark_reprocessed(first.id, "2026-04-01T00:00:00Z")
+    assert [r.event_id for r in ledger.rejected()] == ["e1", "e2"]
+    assert len(ledger.rejected(include_reprocessed=True)) == 3
+    assert ledger.rejected_by_id(first.id).reprocessed_at == "2026-04-01T00:00:00Z"  # type: ignore[union-attr]
+    assert ledger.rejected_by_id(10_000) is None
+
+
+def test_digest_depends_on_every_block_field(ledger: LedgerStore) -> None:
+    with ledger.transaction():
+        ledger.apply(Change((), (blk(1, 10),)))
+    d1 = ledger.digest()
+    with ledger.transaction():
+        ledger.apply(Change((blk(1, 10),), (blk(1, 10, account="b"),)))
+    assert ledger.digest() != d1
+
+
+def test_reopening_keeps_everything(tmp_path: Path) -> None:
+    url = f"sqlite://{tmp_path / 'l.sqlite'}"
+    first = open_ledger(url)
+    with first.transaction():
+        first.apply(Change((), (blk(1, 10),)))
+        first.set_offsets("raw", {0: 3})
+    digest = first.digest()
+    first.close()
+    again = open_ledger(url)
+    assert (again.digest(), again.offsets("raw")) == (digest, {0: 3})
+
+
+def test_postgresql_itself_refuses_overlapping_blocks(pg_url: str) -> None:
+    ledger = open_ledger(pg_url)
+    with ledger.transaction():
+        ledger.apply(Change((), (blk(1, 10),)))
+    with pytest.raises(Exception, match="blocks_never_overlap"), ledger.transaction():
+        ledger.apply(Change((), (blk(5, 20, issued_by="e2"),)))
+    assert [b.start for b in ledger.blocks()] == [1]
+    ledger.close()
