@@ -8,7 +8,8 @@ from collections.abc import Sequence
 
 from ..config import Settings
 from ..logging import configure_logging
-from . import bench, broker, keys, publish, up
+from . import bench, broker, keys, publish, rejected, up
+from . import gateway as gateway_cmd
 from .errors import CommandError
 
 
@@ -19,7 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", help="data directory (default: $CRG_DATA_DIR or ./data)")
     parser.add_argument("--bootstrap-servers", help="Kafka bootstrap servers")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (up, broker, keys, publish, bench):
+    for module in (up, gateway_cmd, broker, keys, publish, rejected, bench):
         module.register(sub)
     return parser
 

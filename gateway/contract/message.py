@@ -74,18 +74,24 @@ class EventSigner:
 
     def sign_event(self, event: RegistryEvent) -> SignedMessage:
         value = self.codec.encode(event.to_avro())
-        signature = sign(self._private_key, value)
-        headers = (
-            (HEADER_KEY_ID, self.key_id.encode()),
-            (HEADER_SIGNATURE, encode_signature(signature)),
-            ("ce_specversion", CE_SPECVERSION.encode()),
-            ("ce_id", event.event_id.encode()),
-            ("ce_source", f"/registries/{event.registry_id}".encode()),
-            ("ce_type", ce_type(event.event_type).encode()),
-            ("ce_time", _rfc3339(event.occurred_at).encode()),
-            ("content-type", CONTENT_TYPE.encode()),
-        )
-        return SignedMessage(partition_key(event.registry_id, event.project_id), value, headers)
+        return signed_message(event, value, self.key_id, sign(self._private_key, value))
+
+
+def signed_message(
+    event: RegistryEvent, value: bytes, key_id: str, signature: bytes
+) -> SignedMessage:
+    """The Kafka form of an event whose value and signature already exist (e.g. HTTP ingest)."""
+    headers = (
+        (HEADER_KEY_ID, key_id.encode()),
+        (HEADER_SIGNATURE, encode_signature(signature)),
+        ("ce_specversion", CE_SPECVERSION.encode()),
+        ("ce_id", event.event_id.encode()),
+        ("ce_source", f"/registries/{event.registry_id}".encode()),
+        ("ce_type", ce_type(event.event_type).encode()),
+        ("ce_time", _rfc3339(event.occurred_at).encode()),
+        ("content-type", CONTENT_TYPE.encode()),
+    )
+    return SignedMessage(partition_key(event.registry_id, event.project_id), value, headers)
 
 
 def signature_headers(headers: Headers) -> tuple[str, bytes]:
