@@ -50,6 +50,9 @@ class Settings(BaseSettings):
         description="Gateway ledger: sqlite:///path or postgresql://… (default: SQLite "
         "file in the data directory).",
     )
+    gateway_max_batch: int = Field(
+        2000, ge=1, le=100_000, description="Messages judged per ledger transaction."
+    )
     http_host: str = Field("127.0.0.1", description="HTTP bind address (loopback by default).")
     http_port: int = Field(8080, ge=0, le=65535)
     max_message_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)

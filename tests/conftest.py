@@ -81,3 +81,11 @@ def verra_key() -> RegistryKey:
 @pytest.fixture
 def key_ring(verra_key: RegistryKey) -> KeyRing:
     return KeyRing([verra_key.record])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _quiet_logs() -> None:
+    """Every verdict is logged at info; tests keep warnings and errors only."""
+    from gateway.logging import configure_logging
+
+    configure_logging("console", "warning")

@@ -21,6 +21,10 @@ def register(sub: Any) -> None:
     p.add_argument("-n", type=int, default=20_000, help="operations per measurement")
     p.add_argument("--repeat", type=int, default=3, help="best of N runs")
     p.set_defaults(handler=cmd_bench_contract)
+    p = bench.add_parser("gateway", help="gateway events/s vs the bare loop on the same broker")
+    p.add_argument("-n", type=int, default=20_000, help="events")
+    p.add_argument("--store", help="ledger URL (default: SQLite in a temporary folder)")
+    p.set_defaults(handler=cmd_bench_gateway)
 
 
 def _rate(fn: Callable[[], object], n: int, repeat: int) -> float:
@@ -170,4 +174,13 @@ def cmd_bench_contract(args: argparse.Namespace, settings: Settings) -> int:
         f"  decode+verify vs bare floor ({floor_in:,.0f}/s): "
         f"{rates['decode + verify (bytes → checked model)'] / floor_in:.0%}"
     )
+    return 0
+
+
+def cmd_bench_gateway(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from ..bench_gateway import report, run
+
+    print(report(asyncio.run(run(args.n, args.store))))
     return 0

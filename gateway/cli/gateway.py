@@ -55,6 +55,7 @@ async def run_gateway(
         codec=codec,
         topics=topics,
         idempotence=settings.kafka_idempotence,
+        max_batch=settings.gateway_max_batch,
     )
     runner: web.AppRunner | None = None
     producer: AIOKafkaProducer | None = None

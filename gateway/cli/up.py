@@ -13,7 +13,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from ..broker.local import LocalBroker
+from ..broker.local import LocalBroker, free_port
 from ..broker.topics import Topics, ensure_topics
 from ..config import Settings
 from ..contract.codec import default_codec
@@ -23,7 +23,6 @@ from ..keystore.private import generate, private_key_path, write_private_key
 from ..reader import read_and_verify
 from ..sources import Draft
 from ..sources.verra import read_verra
-from .broker import wait_for_stop
 from .publish import choose_signer, print_report, publish_items
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,6 +64,12 @@ def ensure_registry_key(settings: Settings, registry: str) -> str:
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
+    import os
+
+    from ..logging import configure_logging
+
+    if "CRG_LOG_LEVEL" not in os.environ:  # the summary is the output; logs only for trouble
+        configure_logging(settings.log_format, "warning")
     samples = _samples(args.samples)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     with LocalBroker(log_path=settings.data_dir / "broker.log") as broker:
@@ -105,13 +110,9 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         )
         print(
             f"\nread back from {topics.raw}: {tally.total} messages over "
-            f"{len(tally.partitions)} partitions"
+            f"{len(tally.partitions)} partitions, verified as any downstream party would: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(tally.verified.items()))
         )
-        print("  verified: " + ", ".join(f"{k} {v}" for k, v in sorted(tally.verified.items())))
-        if tally.rejected:
-            print(
-                "  failed verification: " + ", ".join(f"{k} {v}" for k, v in tally.rejected.items())
-            )
         article6 = [
             e.payload
             for e in tally.events
@@ -126,16 +127,88 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
             print(f"  {issued.quantity} units, serial {issued.serial_block.serial}")
             for lbl in issued.labels:
                 print(f"  label {lbl.kind}: {lbl.text}")
-        ok = tally.total == report.total_sent and not tally.rejected and not report.failed
+
+        # The embedded broker keeps nothing across runs, so each run's gateway ledger
+        # starts empty too (kept under runs/ for inspection).
+        run_dir = settings.data_dir / "runs" / dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        settings = settings.model_copy(
+            update={"ledger_url": f"sqlite://{(run_dir / 'ledger.sqlite').resolve()}"}
+        )
+        outcome = asyncio.run(judge_feed(settings, report.total_sent, once=args.once))
+        ok = (
+            tally.total == report.total_sent
+            and not tally.rejected
+            and not report.failed
+            and outcome == report.total_sent
+        )
         print(
             "\nresult: "
             + (
-                "every published event verified end to end"
+                "every published event verified end to end and judged by the gateway"
                 if ok
-                else "MISMATCH between published and verified events"
+                else "MISMATCH between published, verified and judged events"
             )
         )
-        if not args.once:
-            print(f"\nbroker stays up on {broker.bootstrap_servers}; Ctrl-C stops it")
-            wait_for_stop()
     return 0 if ok else 1
+
+
+async def judge_feed(settings: Settings, expected: int, *, once: bool) -> int:
+    """Run the gateway (with HTTP) until it has judged ``expected`` events; print verdicts."""
+    from collections import Counter
+
+    from ..ledger.store import open_ledger
+    from .gateway import run_gateway
+
+    stop = asyncio.Event()
+    port = free_port()
+    task = asyncio.create_task(
+        run_gateway(
+            settings.model_copy(update={"http_port": port}),
+            http=True,
+            http_port=port,
+            create_topics=False,
+            stop=stop,
+        )
+    )
+    print(f"\ngateway: judging the feed (ledger {settings.resolved_ledger_url})")
+    print(f"  HTTP on http://127.0.0.1:{port}: /v1/events /healthz /readyz /metrics /openapi.json")
+    ledger = None
+    try:
+        deadline = asyncio.get_running_loop().time() + 120
+        judged = 0
+        while judged < expected and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.5)
+            if task.done():
+                task.result()
+            if ledger is None:
+                ledger = open_ledger(settings.resolved_ledger_url)
+            offsets = await asyncio.to_thread(ledger.offsets, Topics(settings.topic_prefix).raw)
+            judged = sum(offsets.values())
+        assert ledger is not None
+        reasons = Counter(r.reason for r in ledger.rejected(limit=10**6))
+        accepted = ledger.accepted_count()
+        print(
+            f"  judged {judged}: accepted {accepted}, rejected {sum(reasons.values())}"
+            + (" (" + ", ".join(f"{k} {v}" for k, v in reasons.items()) + ")" if reasons else "")
+        )
+        blocks = ledger.blocks()
+        print(
+            f"  ledger: {len(blocks)} unit blocks, "
+            f"{sum(b.size for b in blocks if b.status.value == 'retired'):,} units retired, "
+            f"{sum(b.size for b in blocks if b.status.value == 'active'):,} active; "
+            f"digest {ledger.digest()[:16]}"
+        )
+        if not once:
+            print("  the gateway keeps running; Ctrl-C stops everything")
+            loop = asyncio.get_running_loop()
+            import signal
+
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            await stop.wait()
+        return judged
+    finally:
+        stop.set()
+        await task
+        if ledger is not None:
+            ledger.close()

@@ -70,6 +70,11 @@ class Gateway:
     async def seek_to_ledger(self, assigned: list[TopicPartition]) -> None:
         assert self.consumer is not None
         stored = await asyncio.to_thread(self.ledger.offsets, self.topics.raw)
+        log.info(
+            "gateway.assigned",
+            partitions=sorted(tp.partition for tp in assigned),
+            resume_at={p: o for p, o in stored.items()},
+        )
         for tp in assigned:
             if tp.partition in stored:
                 self.consumer.seek(tp, stored[tp.partition])
@@ -86,7 +91,8 @@ class Gateway:
             for tp, messages in batch.items():
                 for m in messages:
                     if m.offset < stored.get(tp.partition, 0):  # type: ignore[attr-defined]
-                        continue  # applied before a rebalance moved the fetch position
+                        counts["skipped"] = counts.get("skipped", 0) + 1
+                        continue  # judged before; a rebalance moved the fetch position back
                     msg = Incoming(
                         m.value or b"",
                         list(m.headers or ()),
@@ -167,11 +173,13 @@ class Gateway:
         if not size:
             return 0
         started = time.perf_counter()
-        await asyncio.to_thread(self._process, batch)  # type: ignore[arg-type]
+        counts = await asyncio.to_thread(self._process, batch)  # type: ignore[arg-type]
         await self.flush_outbox()
         BATCH_SECONDS.observe(time.perf_counter() - started)
         BATCH_SIZE.observe(size)
-        self.processed += size
+        self.processed += size - counts.get("skipped", 0)
+        if counts.get("skipped"):
+            log.info("gateway.skipped_judged", count=counts["skipped"])
         # Kafka's group offsets only inform lag tooling; the ledger is authoritative.
         with contextlib.suppress(Exception):
             await self.consumer.commit({tp: msgs[-1].offset + 1 for tp, msgs in batch.items()})

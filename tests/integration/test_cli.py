@@ -206,8 +206,9 @@ def test_up_once_runs_the_feed_end_to_end(tmp_path: Path) -> None:
     run = crg(tmp_path, "up", "--once")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "120 export rows → 144 events" in run.stdout
-    assert "verified: UnitsIssued 44, UnitsRetired 100" in run.stdout
-    assert "every published event verified end to end" in run.stdout
+    assert "verified as any downstream party would: UnitsIssued 44, UnitsRetired 100" in run.stdout
+    assert "judged 144: accepted 144, rejected 0" in run.stdout
+    assert "every published event verified end to end and judged by the gateway" in run.stdout
     again = crg(tmp_path, "up", "--once")  # same data dir: same key, same sequences
     assert again.returncode == 0, again.stdout + again.stderr
     assert again.stdout.count("registry key: verra / ") == 1

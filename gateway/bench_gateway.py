@@ -1,0 +1,155 @@
+"""``crg bench gateway``: events/s through verify + ledger checks + produce, next to the
+bare loop on the same broker and the same events (consume + decode + verify + produce)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import resource
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from .broker.local import LocalBroker
+from .broker.topics import Topics, ensure_topics
+from .contract.codec import default_codec
+from .contract.keys import KeyRecord, KeyRing, make_key_id, public_key_bytes
+from .contract.message import EventSigner, SignedMessage, signature_headers
+from .ledger.store import open_ledger
+from .loadgen import mixed_stream
+from .pipeline.gateway import Gateway
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@dataclass
+class Figures:
+    gateway_rate: float
+    bare_rate: float
+    events: int
+    rss_start: float
+    rss_end: float
+    store: str
+
+
+async def _publish(bootstrap: str, topic: str, messages: list[SignedMessage]) -> None:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=512 * 1024
+    )
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topic, m.value, key=m.key, headers=list(m.headers))
+            for m in messages
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def bare_loop(bootstrap: str, topic: str, out_topic: str, n: int, ring: KeyRing) -> float:
+    """The floor: consume, decode, verify, produce; no ledger, no model."""
+    codec = default_codec()
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
+    await consumer.start()
+    await producer.start()
+    seen, first, started = 0, 0, 0.0
+    try:
+        while seen < n:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=2000)
+            futures = []
+            for messages in batch.values():
+                for m in messages:
+                    key_id, signature = signature_headers(m.headers)
+                    ring.verify(key_id, m.value, signature)
+                    codec.decode(m.value)
+                    futures.append(
+                        await producer.send(out_topic, m.value, key=m.key, headers=list(m.headers))
+                    )
+            await asyncio.gather(*futures)
+            seen += sum(len(v) for v in batch.values())
+            if seen and not started:  # like the gateway: timed from the end of batch one
+                started, first = time.perf_counter(), seen
+        return (n - first) / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+        await producer.stop()
+
+
+async def gateway_run(
+    bootstrap: str, topics: Topics, n: int, ring: KeyRing, ledger_url: str
+) -> float:
+    ledger = open_ledger(ledger_url)
+    gateway = Gateway(
+        bootstrap_servers=bootstrap, ledger=ledger, keys=ring, codec=default_codec(), topics=topics
+    )
+    await gateway.start()
+    first, started = 0, 0.0
+    try:
+        while gateway.processed < n:
+            size = await gateway.step(timeout_ms=1000)
+            if size and not started:  # batch one includes fetch start-up: not timed
+                started, first = time.perf_counter(), size
+        return (n - first) / (time.perf_counter() - started)
+    finally:
+        await gateway.stop()
+        ledger.close()
+
+
+async def run(n: int, store: str | None, partitions: int = 4) -> Figures:
+    from .logging import configure_logging
+
+    configure_logging("console", "warning")
+    private = Ed25519PrivateKey.generate()
+    public = public_key_bytes(private)
+    start = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+    record = KeyRecord("verra", make_key_id("verra", public, start), public, start)
+    ring = KeyRing([record])
+    signers = {"verra": EventSigner(default_codec(), record.key_id, private)}
+    print(f"generating and signing {n:,} events…", flush=True)
+    messages = mixed_stream(signers, n, projects=max(n // 200, 10))
+    rss_start = rss_mb()
+    with LocalBroker() as broker, tempfile.TemporaryDirectory() as tmp:
+        topics = Topics(f"bench{uuid.uuid4().hex[:6]}")
+        await ensure_topics(
+            broker.bootstrap_servers, [*topics.all(), topics.raw + ".bare"], partitions
+        )
+        await _publish(broker.bootstrap_servers, topics.raw, messages)
+        print("bare loop…", flush=True)
+        bare = await bare_loop(broker.bootstrap_servers, topics.raw, topics.raw + ".bare", n, ring)
+        ledger_url = store or f"sqlite://{Path(tmp) / 'ledger.sqlite'}"
+        print(f"gateway on {ledger_url.split('://')[0]}…", flush=True)
+        gateway = await gateway_run(broker.bootstrap_servers, topics, n, ring, ledger_url)
+    return Figures(gateway, bare, n, rss_start, rss_mb(), ledger_url.split("://")[0])
+
+
+def report(f: Figures) -> str:
+    return "\n".join(
+        [
+            f"gateway benchmark: {f.events:,} events, ledger {f.store}, {os.cpu_count()} cores",
+            f"  bare loop (consume + decode + verify + produce): {f.bare_rate:>10,.0f} events/s",
+            f"  gateway (+ model, ledger checks, outbox, commit): {f.gateway_rate:>9,.0f} events/s",
+            f"  gateway / bare: {f.gateway_rate / f.bare_rate:.0%}",
+            f"  RSS: {f.rss_start:.0f} MB after generating events, {f.rss_end:.0f} MB at the end",
+        ]
+    )

@@ -1,0 +1,183 @@
+"""Kill -9 the gateway at random moments during a stream of 20,000 events, 10 times:
+the final ledger, verified set and rejected set equal those of a run without crashes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from gateway.broker.local import LocalBroker
+from gateway.broker.topics import Topics, ensure_topics
+from gateway.keystore import open_key_storage
+from gateway.ledger.store import open_ledger
+
+from ..conftest import T0, RegistryKey
+from ..streams import mixed_stream
+from .harness import Harness, reason_of
+
+pytestmark = pytest.mark.broker
+
+EVENTS = int(os.environ.get("CRG_CRASH_EVENTS", "20000"))
+KILLS = int(os.environ.get("CRG_CRASH_KILLS", "10"))
+PARTITIONS = 4
+
+
+def start_gateway(data_dir: Path, broker: LocalBroker, prefix: str) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "CRG_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "CRG_TOPIC_PREFIX": prefix,
+        "CRG_DATA_DIR": str(data_dir),
+        "CRG_LOG_LEVEL": "warning",
+        "CRG_LOG_FORMAT": "json",
+        "CRG_GATEWAY_MAX_BATCH": "500",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "gateway", "gateway"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=open(data_dir / "gw.log", "ab"),
+    )
+
+
+def applied(data_dir: Path, topic: str) -> int:
+    """Messages the gateway has committed as judged (from its ledger, read-only)."""
+    path = data_dir / "gateway" / "ledger.sqlite"
+    if not path.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
+            row = db.execute(
+                "SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets WHERE topic = ?",
+                (topic,),
+            ).fetchone()
+            pending = db.execute("SELECT count(*) FROM outbox").fetchone()
+    except sqlite3.OperationalError:
+        return 0  # tables not created yet
+    return int(row[0]) if int(pending[0]) == 0 else -1
+
+
+def run_to_end(
+    data_dir: Path, broker: LocalBroker, prefix: str, total: int, kills: int, rng: random.Random
+) -> list[int]:
+    """Run the gateway until it has judged ``total`` messages, SIGKILLing it ``kills`` times
+    on the way, each time shortly after it has started to make progress. Returns how many
+    messages were judged at each kill."""
+    topic = Topics(prefix).raw
+    progress_at_kills: list[int] = []
+    deadline = time.monotonic() + 900
+    while time.monotonic() < deadline:
+        before = max(applied(data_dir, topic), 0)
+        process = start_gateway(data_dir, broker, prefix)
+        try:
+            if len(progress_at_kills) < kills:
+                while applied(data_dir, topic) in (before, -1) and time.monotonic() < deadline:
+                    assert process.poll() is None, (data_dir / "gw.log").read_text()[-2000:]
+                    time.sleep(0.02)
+                time.sleep(rng.uniform(0.0, 0.5))  # somewhere inside a batch, a commit, a flush
+                process.send_signal(signal.SIGKILL)
+                process.wait(10)
+                progress_at_kills.append(applied(data_dir, topic))
+                continue
+            while applied(data_dir, topic) != total:
+                assert process.poll() is None, (data_dir / "gw.log").read_text()[-2000:]
+                assert time.monotonic() < deadline, "gateway did not finish in time"
+                time.sleep(0.2)
+            return progress_at_kills
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                process.wait(20)
+    raise AssertionError("out of time")
+
+
+async def publish(broker: LocalBroker, prefix: str, messages: list) -> None:  # type: ignore[type-arg]
+    topics = Topics(prefix)
+    await ensure_topics(broker.bootstrap_servers, topics.all(), PARTITIONS)
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topics.raw, m.value, key=m.key, headers=list(m.headers))
+            for m in messages
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+def prepare(tmp: Path, keys: dict[str, RegistryKey]) -> Path:
+    tmp.mkdir()
+    open_key_storage(str(tmp / "keys" / "public-keys.json")).save([k.record for k in keys.values()])
+    return tmp
+
+
+async def outcome(broker: LocalBroker, data_dir: Path, prefix: str, total: int) -> dict:  # type: ignore[type-arg]
+    ledger = open_ledger(f"sqlite://{data_dir / 'gateway' / 'ledger.sqlite'}")
+    h = Harness(broker, ledger, None, topics=Topics(prefix))  # type: ignore[arg-type]
+    verified = await h.read(h.topics.verified, wait=15, expected=ledger.accepted_count())
+    rejected = await h.read(h.topics.rejected, wait=15, expected=len(ledger.rejected(limit=10**6)))
+    result = {
+        "digest": ledger.digest(),
+        "accepted": ledger.accepted_count(),
+        "verified_ids": {r.headers["ce_id"] for r in verified},
+        "verified_copies": Counter(r.value for r in verified),
+        "rejected": Counter((r.headers.get("ce_id"), reason_of(r)) for r in rejected),
+        "rejected_in_ledger": Counter(r.reason for r in ledger.rejected(limit=10**6)),
+    }
+    ledger.close()
+    return result
+
+
+async def test_sigkill_at_random_moments_changes_nothing(
+    broker: LocalBroker, tmp_path: Path
+) -> None:
+    keys = {
+        "verra": RegistryKey("verra", valid_from=T0),
+        "gold-standard": RegistryKey("gold-standard", valid_from=T0),
+    }
+    messages = mixed_stream(keys, EVENTS)
+    calm, crashy = f"calm{uuid.uuid4().hex[:6]}", f"crash{uuid.uuid4().hex[:6]}"
+    await publish(broker, calm, messages)
+    await publish(broker, crashy, messages)
+    calm_dir, crash_dir = prepare(tmp_path / "calm", keys), prepare(tmp_path / "crash", keys)
+    rng = random.Random(2026)
+
+    loop = asyncio.get_running_loop()
+    assert (
+        await loop.run_in_executor(None, run_to_end, calm_dir, broker, calm, EVENTS, 0, rng) == []
+    )
+    progress = await loop.run_in_executor(
+        None, run_to_end, crash_dir, broker, crashy, EVENTS, KILLS, rng
+    )
+    # every kill landed mid-stream, with work judged since the previous one
+    assert len(progress) == KILLS
+    assert all(0 < p < EVENTS or p == -1 for p in progress), progress
+
+    reference = await outcome(broker, calm_dir, calm, EVENTS)
+    crashed = await outcome(broker, crash_dir, crashy, EVENTS)
+    # the stream is a realistic mix: plenty accepted, plenty refused for ledger reasons
+    assert reference["accepted"] > EVENTS // 4
+    assert reference["rejected_in_ledger"]["units_not_active"] > EVENTS // 100
+    assert reference["rejected_in_ledger"]["units_not_held"] > EVENTS // 100
+    assert crashed["digest"] == reference["digest"]
+    assert crashed["accepted"] == reference["accepted"]
+    assert crashed["verified_ids"] == reference["verified_ids"]
+    assert len(crashed["verified_ids"]) == reference["accepted"]
+    # a crash between producing and clearing the outbox may repeat a verdict: identical bytes
+    assert set(crashed["verified_copies"]) == set(reference["verified_copies"])
+    assert set(crashed["rejected"]) == set(reference["rejected"])
+    assert crashed["rejected_in_ledger"] == reference["rejected_in_ledger"]
+    assert sum(reference["rejected_in_ledger"].values()) + reference["accepted"] == EVENTS
