@@ -17,6 +17,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from nacl.signing import VerifyKey
 
 from .errors import (
     KeyExpired,
@@ -25,7 +26,7 @@ from .errors import (
     KeyRevoked,
     KeyUnknown,
 )
-from .signing import verify
+from .signing import verifier, verify
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -126,7 +127,7 @@ class KeyRing:
 
     def __init__(self, records: Iterable[KeyRecord] = ()) -> None:
         self._records: dict[str, KeyRecord] = {}
-        self._public: dict[str, Ed25519PublicKey] = {}
+        self._public: dict[str, VerifyKey] = {}
         for record in records:
             self.put(record)
 
@@ -136,7 +137,7 @@ class KeyRing:
         if existing is not None and existing.public_key != record.public_key:
             raise ValueError(f"key id {record.key_id} is already registered with another key")
         self._records[record.key_id] = record
-        self._public[record.key_id] = Ed25519PublicKey.from_public_bytes(record.public_key)
+        self._public[record.key_id] = verifier(record.public_key)
 
     def get(self, key_id: str) -> KeyRecord:
         try:

@@ -65,17 +65,18 @@ CREATE TABLE IF NOT EXISTS rejected_events (
     reason          TEXT NOT NULL,
     message         TEXT NOT NULL,
     value           BLOB NOT NULL,
-    headers         TEXT NOT NULL,
+    headers         BLOB NOT NULL,
     source          TEXT NOT NULL,
     received_at     TEXT NOT NULL,
     reprocessed_at  TEXT
 );
 CREATE TABLE IF NOT EXISTS outbox (
     id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    source_partition INTEGER NOT NULL,
     topic   TEXT NOT NULL,
     key     BLOB,
     value   BLOB NOT NULL,
-    headers TEXT NOT NULL
+    headers BLOB NOT NULL
 );
 """
 )
@@ -106,17 +107,18 @@ CREATE TABLE IF NOT EXISTS rejected_events (
     reason          TEXT NOT NULL,
     message         TEXT NOT NULL,
     value           BYTEA NOT NULL,
-    headers         TEXT NOT NULL,
+    headers         BYTEA NOT NULL,
     source          TEXT NOT NULL,
     received_at     TEXT NOT NULL,
     reprocessed_at  TEXT
 );
 CREATE TABLE IF NOT EXISTS outbox (
     id      BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    source_partition INTEGER NOT NULL,
     topic   TEXT NOT NULL,
     key     BYTEA,
     value   BYTEA NOT NULL,
-    headers TEXT NOT NULL
+    headers BYTEA NOT NULL
 );
 """
 )

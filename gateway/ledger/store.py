@@ -7,10 +7,10 @@ sequences, rejected events, consumed offsets, the outbox — commits in one tran
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import sqlite3
+import struct
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,12 +29,25 @@ BLOCK_COLUMNS = (
 )
 
 
-def headers_to_text(headers: Headers) -> str:
-    return json.dumps([[k, base64.b64encode(v).decode()] for k, v in headers])
+def pack_headers(headers: Headers) -> bytes:
+    """Headers as stored: each as name length (2 bytes), name, value length (4), value."""
+    out = bytearray()
+    for name, value in headers:
+        raw = name.encode()
+        out += struct.pack(">H", len(raw)) + raw + struct.pack(">I", len(value)) + value
+    return bytes(out)
 
 
-def headers_from_text(text: str) -> list[tuple[str, bytes]]:
-    return [(k, base64.b64decode(v)) for k, v in json.loads(text)]
+def unpack_headers(data: bytes) -> list[tuple[str, bytes]]:
+    headers, i = [], 0
+    while i < len(data):
+        (name_len,) = struct.unpack_from(">H", data, i)
+        name = data[i + 2 : i + 2 + name_len].decode()
+        i += 2 + name_len
+        (value_len,) = struct.unpack_from(">I", data, i)
+        headers.append((name, bytes(data[i + 4 : i + 4 + value_len])))
+        i += 4 + value_len
+    return headers
 
 
 def _block(row: Sequence[Any]) -> Block:
@@ -88,6 +101,7 @@ class RejectedRecord:
 @dataclass(frozen=True)
 class OutboxMessage:
     id: int
+    source_partition: int  # the raw partition whose event caused it: its owner flushes it
     topic: str
     key: bytes | None
     value: bytes
@@ -101,6 +115,12 @@ class LedgerStore:
         self._conn = conn
         self.dialect = dialect
         self._in_tx = False
+        self._outbox_rows: list[tuple[Any, ...]] = []
+        self._rejected_rows: list[tuple[Any, ...]] = []
+        self._highs: dict[str, int] = {}
+        self._dirty_highs: set[str] = set()
+        #: what the last committed transaction put in the outbox, in order
+        self.last_outbox: list[OutboxMessage] = []
 
     # -- plumbing ------------------------------------------------------------------------
     def _sql(self, sql: str) -> str:
@@ -124,20 +144,51 @@ class LedgerStore:
         if self._in_tx:
             raise RuntimeError("nested ledger transaction")
         self._in_tx = True
+        self._reset_pending()
         try:
             if self.dialect == "postgresql":
                 with self._conn.transaction():
                     yield self
+                    written = self._write_pending()
             else:
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
                     yield self
+                    written = self._write_pending()
                 except BaseException:
                     self._conn.execute("ROLLBACK")
                     raise
                 self._conn.execute("COMMIT")
+            self.last_outbox = written
         finally:
             self._in_tx = False
+            self._reset_pending()
+
+    def _reset_pending(self) -> None:
+        self._outbox_rows, self._rejected_rows = [], []
+        self._highs, self._dirty_highs = {}, set()
+
+    def _write_pending(self) -> list[OutboxMessage]:
+        """Rows queued during the transaction, written in one go before it commits."""
+        self._many(
+            "INSERT INTO rejected_events (registry_id, event_id, reason, message, value,"
+            " headers, source, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            self._rejected_rows,
+        )
+        self._many(
+            "INSERT INTO sequence_state (registry_id, high) VALUES (?, ?)"
+            " ON CONFLICT (registry_id) DO UPDATE SET high = excluded.high",
+            [(r, self._highs[r]) for r in sorted(self._dirty_highs)],
+        )
+        written = []
+        for partition, topic, key, value, headers in self._outbox_rows:
+            row = self._exec(
+                "INSERT INTO outbox (source_partition, topic, key, value, headers)"
+                " VALUES (?, ?, ?, ?, ?) RETURNING id",
+                (partition, topic, key, value, pack_headers(headers)),
+            ).fetchone()
+            written.append(OutboxMessage(int(row[0]), partition, topic, key, value, list(headers)))
+        return written
 
     def close(self) -> None:
         self._conn.close()
@@ -148,19 +199,16 @@ class LedgerStore:
     # -- blocks (LedgerView) ---------------------------------------------------------------
     def overlapping(self, registry_id: str, series: str, start: int, end: int) -> list[Block]:
         # Blocks never overlap, so: those starting inside the range, plus the last one
-        # starting before it if it reaches in. Both use the primary key's order.
+        # starting before it if it reaches in. Both walk the primary key.
         rows = self._exec(
-            f"SELECT {BLOCK_COLUMNS} FROM blocks WHERE registry_id = ? AND series = ?"
-            " AND start_no < ? ORDER BY start_no DESC LIMIT 1",
-            (registry_id, series, start),
+            f"SELECT * FROM (SELECT {BLOCK_COLUMNS} FROM blocks WHERE registry_id = ?"
+            " AND series = ? AND start_no < ? ORDER BY start_no DESC LIMIT 1) AS before"
+            " WHERE end_no >= ?"
+            f" UNION ALL SELECT * FROM (SELECT {BLOCK_COLUMNS} FROM blocks WHERE registry_id = ?"
+            " AND series = ? AND start_no >= ? AND start_no <= ? ORDER BY start_no) AS inside",
+            (registry_id, series, start, start, registry_id, series, start, end),
         ).fetchall()
-        before = [r for r in rows if int(r[3]) >= start]
-        inside = self._exec(
-            f"SELECT {BLOCK_COLUMNS} FROM blocks WHERE registry_id = ? AND series = ?"
-            " AND start_no >= ? AND start_no <= ? ORDER BY start_no",
-            (registry_id, series, start, end),
-        ).fetchall()
-        return [_block(r) for r in (*before, *inside)]
+        return [_block(r) for r in rows]
 
     def apply(self, change: Change) -> None:
         self._many(
@@ -196,6 +244,20 @@ class LedgerStore:
         ).fetchone()
         return None if row is None else str(row[0])
 
+    def identity_clash(
+        self, registry_id: str, event_id: str, sequence: int
+    ) -> tuple[tuple[bytes, int] | None, str | None]:
+        """In one query: (sha256, position) if this event id was accepted, and the event id
+        already holding this sequence number, if any."""
+        rows = self._exec(
+            "SELECT event_id, value_sha256, position, sequence FROM accepted_events"
+            " WHERE registry_id = ? AND (event_id = ? OR sequence = ?)",
+            (registry_id, event_id, sequence),
+        ).fetchall()
+        seen = next(((bytes(r[1]), int(r[2])) for r in rows if r[0] == event_id), None)
+        holder = next((str(r[0]) for r in rows if int(r[3]) == sequence), None)
+        return seen, holder
+
     def record_accepted(
         self, registry_id: str, event_id: str, sha256: bytes, sequence: int, source: str
     ) -> int:
@@ -207,17 +269,22 @@ class LedgerStore:
         return int(row[0])
 
     def sequence_high(self, registry_id: str) -> int:
+        if registry_id in self._highs:
+            return self._highs[registry_id]
         row = self._exec(
             "SELECT high FROM sequence_state WHERE registry_id = ?", (registry_id,)
         ).fetchone()
-        return 0 if row is None else int(row[0])
+        high = 0 if row is None else int(row[0])
+        if self._in_tx:
+            self._highs[registry_id] = high
+        return high
 
     def set_sequence_high(self, registry_id: str, high: int) -> None:
-        self._exec(
-            "INSERT INTO sequence_state (registry_id, high) VALUES (?, ?)"
-            " ON CONFLICT (registry_id) DO UPDATE SET high = excluded.high",
-            (registry_id, high),
-        )
+        """Kept in memory and written once when the transaction commits."""
+        if not self._in_tx:
+            raise RuntimeError("set_sequence_high outside a ledger transaction")
+        self._highs[registry_id] = high
+        self._dirty_highs.add(registry_id)
 
     def accepted_count(self) -> int:
         return int(self._exec("SELECT count(*) FROM accepted_events").fetchone()[0])
@@ -268,7 +335,7 @@ class LedgerStore:
                 reason,
                 message,
                 value,
-                headers_to_text(headers),
+                pack_headers(headers),
                 source,
                 received_at,
             ),
@@ -322,7 +389,7 @@ class LedgerStore:
             r[3],
             r[4],
             bytes(r[5]),
-            headers_from_text(r[6]),
+            unpack_headers(bytes(r[6])),
             r[7],
             r[8],
             r[9],
@@ -346,30 +413,50 @@ class LedgerStore:
         )
 
     # -- outbox ----------------------------------------------------------------------------
-    def outbox_add(self, topic: str, key: bytes | None, value: bytes, headers: Headers) -> None:
-        self._exec(
-            "INSERT INTO outbox (topic, key, value, headers) VALUES (?, ?, ?, ?)",
-            (topic, key, value, headers_to_text(headers)),
-        )
+    def outbox_add(
+        self, partition: int, topic: str, key: bytes | None, value: bytes, headers: Headers
+    ) -> None:
+        """Queue a message to produce; written, in order, when the transaction commits."""
+        if not self._in_tx:
+            raise RuntimeError("outbox_add outside a ledger transaction")
+        self._outbox_rows.append((partition, topic, key, value, headers))
 
-    def outbox_pending(self, limit: int = 10_000) -> list[OutboxMessage]:
+    def outbox_pending(
+        self, partitions: Sequence[int] | None = None, limit: int = 10_000
+    ) -> list[OutboxMessage]:
+        """Unacknowledged messages, oldest first; only those of ``partitions`` if given."""
+        where: str = ""
+        params: tuple[int, ...] = ()
+        if partitions is not None:
+            if not partitions:
+                return []
+            where = f"WHERE source_partition IN ({', '.join('?' * len(partitions))})"
+            params = tuple(partitions)
         rows = self._exec(
-            "SELECT id, topic, key, value, headers FROM outbox ORDER BY id LIMIT ?", (limit,)
+            f"SELECT id, source_partition, topic, key, value, headers FROM outbox {where}"
+            " ORDER BY id LIMIT ?",
+            (*params, limit),
         ).fetchall()
         return [
             OutboxMessage(
                 int(r[0]),
-                r[1],
-                None if r[2] is None else bytes(r[2]),
-                bytes(r[3]),
-                headers_from_text(r[4]),
+                int(r[1]),
+                r[2],
+                None if r[3] is None else bytes(r[3]),
+                bytes(r[4]),
+                unpack_headers(bytes(r[5])),
             )
             for r in rows
         ]
 
-    def outbox_done(self, up_to_id: int) -> None:
+    def outbox_done(self, ids: Sequence[int]) -> None:
+        """Forget the outbox rows the broker acknowledged (inside or outside a transaction)."""
+        rows = [(i,) for i in ids]
+        if self._in_tx:
+            self._many("DELETE FROM outbox WHERE id = ?", rows)
+            return
         with self.transaction():
-            self._exec("DELETE FROM outbox WHERE id <= ?", (up_to_id,))
+            self._many("DELETE FROM outbox WHERE id = ?", rows)
 
     # -- whole-ledger views ----------------------------------------------------------------
     def digest(self) -> str:

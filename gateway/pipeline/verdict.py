@@ -39,7 +39,8 @@ class Incoming:
     value: bytes
     headers: Headers
     key: bytes | None
-    source: str  # topic/partition/offset, or "http"
+    source: str  # topic/partition/offset
+    partition: int = 0
 
 
 @dataclass
@@ -68,7 +69,7 @@ def _now() -> str:
 def judge_event(event: RegistryEvent, value: bytes, ledger: LedgerStore) -> Verdict:
     """The checks that need the ledger, for an authentic, well-formed event."""
     sha = hashlib.sha256(value).digest()
-    seen = ledger.accepted(event.registry_id, event.event_id)
+    seen, holder = ledger.identity_clash(event.registry_id, event.event_id, event.sequence)
     if seen is not None:
         if seen[0] == sha:
             return Verdict("repeat", Reason.DUPLICATE_REPEAT, "identical repeat", event, seen[1])
@@ -78,7 +79,6 @@ def judge_event(event: RegistryEvent, value: bytes, ledger: LedgerStore) -> Verd
             f"event id {event.event_id} was accepted before with different bytes",
             event,
         )
-    holder = ledger.sequence_holder(event.registry_id, event.sequence)
     if holder is not None:
         return Verdict(
             "rejected",
@@ -146,9 +146,11 @@ def sequence_alerts(event: RegistryEvent, ledger: LedgerStore) -> list[dict[str,
     ]
 
 
-def judge(msg: Incoming, keys: KeyRing, codec: SingleObjectCodec, ledger: LedgerStore) -> Verdict:
+def authenticate(msg: Incoming, keys: KeyRing, codec: SingleObjectCodec) -> RegistryEvent | Verdict:
+    """The checks that need no ledger (signature, key, decoding, model): safe to run in
+    parallel, outside the batch's transaction."""
     try:
-        event = verify_and_decode(msg.value, msg.headers, keys, codec)
+        return verify_and_decode(msg.value, msg.headers, keys, codec)
     except ContractError as exc:
         return Verdict("rejected", Reason(exc.reason), str(exc))
     except ValidationError as exc:
@@ -156,6 +158,10 @@ def judge(msg: Incoming, keys: KeyRing, codec: SingleObjectCodec, ledger: Ledger
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
         )
         return Verdict("rejected", Reason.MODEL_INVALID, problems)
+
+
+def judge_authentic(msg: Incoming, event: RegistryEvent, ledger: LedgerStore) -> Verdict:
+    """The ledger's part of the verdict, inside the batch's transaction."""
     verdict = judge_event(event, msg.value, ledger)
     if verdict.outcome == "accepted":
         verdict.position = ledger.record_accepted(
@@ -169,12 +175,18 @@ def judge(msg: Incoming, keys: KeyRing, codec: SingleObjectCodec, ledger: Ledger
     return verdict
 
 
+def judge(msg: Incoming, keys: KeyRing, codec: SingleObjectCodec, ledger: LedgerStore) -> Verdict:
+    first = authenticate(msg, keys, codec)
+    return first if isinstance(first, Verdict) else judge_authentic(msg, first, ledger)
+
+
 def route(msg: Incoming, verdict: Verdict, topics: Topics, ledger: LedgerStore) -> None:
     """Put the verdict's messages in the outbox (and a rejected record in the ledger)."""
     headers = own_headers(msg.headers)
     source = ("crg_source", msg.source.encode())
     if verdict.outcome == "accepted":
         ledger.outbox_add(
+            msg.partition,
             topics.verified,
             msg.key,
             msg.value,
@@ -199,6 +211,7 @@ def route(msg: Incoming, verdict: Verdict, topics: Topics, ledger: LedgerStore) 
             received_at=_now(),
         )
         ledger.outbox_add(
+            msg.partition,
             topics.rejected,
             msg.key,
             msg.value,
@@ -212,6 +225,7 @@ def route(msg: Incoming, verdict: Verdict, topics: Topics, ledger: LedgerStore) 
         )
     for alert in verdict.alerts:
         ledger.outbox_add(
+            msg.partition,
             topics.alerts,
             msg.key,
             json.dumps(alert, sort_keys=True).encode(),

@@ -52,21 +52,22 @@ def start_gateway(data_dir: Path, broker: LocalBroker, prefix: str) -> subproces
     )
 
 
-def applied(data_dir: Path, topic: str) -> int:
-    """Messages the gateway has committed as judged (from its ledger, read-only)."""
+def progress(data_dir: Path, topic: str) -> tuple[int, int]:
+    """(messages the gateway committed as judged, verdicts not yet acknowledged), read-only
+    from its ledger."""
     path = data_dir / "gateway" / "ledger.sqlite"
     if not path.exists():
-        return 0
+        return 0, 0
     try:
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
-            row = db.execute(
+            (judged,) = db.execute(
                 "SELECT coalesce(sum(next_offset), 0) FROM consumer_offsets WHERE topic = ?",
                 (topic,),
             ).fetchone()
-            pending = db.execute("SELECT count(*) FROM outbox").fetchone()
+            (pending,) = db.execute("SELECT count(*) FROM outbox").fetchone()
     except sqlite3.OperationalError:
-        return 0  # tables not created yet
-    return int(row[0]) if int(pending[0]) == 0 else -1
+        return 0, 0  # tables not created yet
+    return int(judged), int(pending)
 
 
 def run_to_end(
@@ -79,19 +80,19 @@ def run_to_end(
     progress_at_kills: list[int] = []
     deadline = time.monotonic() + 900
     while time.monotonic() < deadline:
-        before = max(applied(data_dir, topic), 0)
+        before = progress(data_dir, topic)[0]
         process = start_gateway(data_dir, broker, prefix)
         try:
             if len(progress_at_kills) < kills:
-                while applied(data_dir, topic) in (before, -1) and time.monotonic() < deadline:
+                while progress(data_dir, topic)[0] == before and time.monotonic() < deadline:
                     assert process.poll() is None, (data_dir / "gw.log").read_text()[-2000:]
                     time.sleep(0.02)
                 time.sleep(rng.uniform(0.0, 0.5))  # somewhere inside a batch, a commit, a flush
                 process.send_signal(signal.SIGKILL)
                 process.wait(10)
-                progress_at_kills.append(applied(data_dir, topic))
+                progress_at_kills.append(progress(data_dir, topic)[0])
                 continue
-            while applied(data_dir, topic) != total:
+            while progress(data_dir, topic) != (total, 0):
                 assert process.poll() is None, (data_dir / "gw.log").read_text()[-2000:]
                 assert time.monotonic() < deadline, "gateway did not finish in time"
                 time.sleep(0.2)
@@ -159,12 +160,12 @@ async def test_sigkill_at_random_moments_changes_nothing(
     assert (
         await loop.run_in_executor(None, run_to_end, calm_dir, broker, calm, EVENTS, 0, rng) == []
     )
-    progress = await loop.run_in_executor(
+    judged_at_kills = await loop.run_in_executor(
         None, run_to_end, crash_dir, broker, crashy, EVENTS, KILLS, rng
     )
     # every kill landed mid-stream, with work judged since the previous one
-    assert len(progress) == KILLS
-    assert all(0 < p < EVENTS or p == -1 for p in progress), progress
+    assert len(judged_at_kills) == KILLS
+    assert all(0 < judged < EVENTS for judged in judged_at_kills), judged_at_kills
 
     reference = await outcome(broker, calm_dir, calm, EVENTS)
     crashed = await outcome(broker, crash_dir, crashy, EVENTS)

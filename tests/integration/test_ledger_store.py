@@ -78,7 +78,7 @@ def test_a_failed_transaction_changes_nothing(ledger: LedgerStore) -> None:
     with pytest.raises(RuntimeError), ledger.transaction():
         ledger.apply(Change((blk(1, 10),), (blk(1, 5), blk(6, 10, account="b"))))
         ledger.set_offsets("raw", {0: 99})
-        ledger.outbox_add("t", b"k", b"v", [("h", b"1")])
+        ledger.outbox_add(0, "t", b"k", b"v", [("h", b"1")])
         raise RuntimeError("crash")
     assert ledger.digest() == before
     assert ledger.offsets("raw") == {}
@@ -104,18 +104,36 @@ def test_offsets_outbox_and_sequence_state(ledger: LedgerStore) -> None:
     with ledger.transaction():
         ledger.set_offsets("raw", {0: 5, 1: 7})
         ledger.set_offsets("raw", {1: 9})
-        ledger.outbox_add("verified", b"k", b"v1", [("a", b"\x00\xff")])
-        ledger.outbox_add("rejected", None, b"v2", [])
+        ledger.outbox_add(0, "verified", b"k", b"v1", [("a", b"\x00\xff")])
+        ledger.outbox_add(1, "rejected", None, b"v2", [])
+        ledger.outbox_add(0, "alerts", None, b"v3", [])
         ledger.set_sequence_high("verra", 10)
+        assert ledger.sequence_high("verra") == 10  # seen inside the transaction
+    written = ledger.last_outbox
+    assert [(m.source_partition, m.topic, m.value) for m in written] == [
+        (0, "verified", b"v1"),
+        (1, "rejected", b"v2"),
+        (0, "alerts", b"v3"),
+    ]
     assert ledger.offsets("raw") == {0: 5, 1: 9}
     assert ledger.sequence_high("verra") == 10 and ledger.sequence_high("gold") == 0
     pending = ledger.outbox_pending()
-    assert [(m.topic, m.key, m.value, m.headers) for m in pending] == [
-        ("verified", b"k", b"v1", [("a", b"\x00\xff")]),
-        ("rejected", None, b"v2", []),
-    ]
-    ledger.outbox_done(pending[0].id)
+    assert pending == written
+    assert pending[0].key == b"k" and pending[0].headers == [("a", b"\x00\xff")]
+    assert [m.value for m in ledger.outbox_pending([0])] == [b"v1", b"v3"]
+    assert ledger.outbox_pending([]) == []
+    ledger.outbox_done([pending[0].id])
+    assert [m.value for m in ledger.outbox_pending()] == [b"v2", b"v3"]
+    with ledger.transaction():
+        ledger.outbox_done([pending[2].id])
     assert [m.value for m in ledger.outbox_pending()] == [b"v2"]
+
+
+def test_queued_writes_need_a_transaction(ledger: LedgerStore) -> None:
+    with pytest.raises(RuntimeError):
+        ledger.outbox_add(0, "t", None, b"v", [])
+    with pytest.raises(RuntimeError):
+        ledger.set_sequence_high("verra", 1)
 
 
 def test_rejected_records_filter_and_reprocess(ledger: LedgerStore) -> None:
