@@ -96,5 +96,34 @@ class Harness:
         return out
 
 
+async def read_to_end(broker: LocalBroker, topic: str) -> list[Routed]:
+    """Every message on ``topic`` up to its current end, whatever their number."""
+    from aiokafka import TopicPartition
+
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=broker.bootstrap_servers, group_id=None, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        await consumer.topics()  # fetches the cluster metadata
+        known = consumer.partitions_for_topic(topic) or set()
+        partitions = [TopicPartition(topic, p) for p in sorted(known)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        out: list[Routed] = []
+
+        async def behind() -> bool:
+            return any([await consumer.position(tp) < ends[tp] for tp in partitions])
+
+        while await behind():
+            batch = await consumer.getmany(timeout_ms=500)
+            for tp, msgs in batch.items():
+                out += [Routed(m.key, m.value, dict(m.headers), tp.partition) for m in msgs]
+        return out
+    finally:
+        await consumer.stop()
+
+
 def reason_of(routed: Routed) -> str:
     return (header_value(list(routed.headers.items()), "crg_reason") or b"").decode()
