@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from tqdm import tqdm
 
 from .contract.message import EventSigner, SignedMessage
-from .contract.models import RegistryEvent
+from .contract.models import RegistryEvent, describe_invalid
 from .journal import PublishJournal
 from .sources import Draft, Problem, SourceItem
 
@@ -65,12 +65,6 @@ class PublishReport:
         if self.stopped:
             out.append("stopped at the first invalid record (--stop-on-error)")
         return out
-
-
-def _validation_message(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'event'}: {err['msg']}" for err in exc.errors()
-    )
 
 
 class Publisher:
@@ -133,7 +127,7 @@ class Publisher:
         try:
             event = RegistryEvent.model_validate(fields)
         except ValidationError as exc:
-            self._problem(report, Problem(item.location, _validation_message(exc)))
+            self._problem(report, Problem(item.location, describe_invalid(exc, limit=20)))
             return None
         try:
             message = self.signer.sign_event(event)

@@ -19,6 +19,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     SerializationInfo,
+    ValidationError,
     model_validator,
 )
 
@@ -306,3 +307,11 @@ class RegistryEvent(_Model):
         name, payload = fields["payload"]
         fields["payload"] = {**payload, "type": name.rsplit(".", 1)[-1]}
         return cls.model_validate(fields)
+
+
+def describe_invalid(exc: ValidationError, limit: int = 5) -> str:
+    """A model error in one line: ``field.path: problem; …`` (the first ``limit`` problems)."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or 'event'}: {err['msg']}"
+        for err in exc.errors()[:limit]
+    )

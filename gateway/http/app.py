@@ -29,6 +29,7 @@ from ..contract.message import (
     signed_message,
     verify_and_decode,
 )
+from ..contract.models import describe_invalid
 from ..ledger.store import LedgerStore
 from ..metrics import INGESTED, REGISTRY
 from .openapi import document
@@ -75,13 +76,7 @@ def make_app(
         except ContractError as exc:
             return _error(400, exc.reason, str(exc))
         except ValidationError as exc:
-            return _error(
-                422,
-                "model_invalid",
-                "; ".join(
-                    f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
-                ),
-            )
+            return _error(422, "model_invalid", describe_invalid(exc))
         key_id, signature = signature_headers(headers)
         message = signed_message(event, value, key_id, signature)
         try:

@@ -19,7 +19,7 @@ from ..contract.codec import SingleObjectCodec
 from ..contract.errors import ContractError
 from ..contract.keys import KeyRing
 from ..contract.message import Headers, verify_and_decode
-from ..contract.models import RegistryEvent, UnitsIssued
+from ..contract.models import RegistryEvent, UnitsIssued, describe_invalid
 from ..ledger.reasons import Reason
 from ..ledger.rules import Change, decide
 from ..ledger.store import LedgerStore
@@ -154,10 +154,7 @@ def authenticate(msg: Incoming, keys: KeyRing, codec: SingleObjectCodec) -> Regi
     except ContractError as exc:
         return Verdict("rejected", Reason(exc.reason), str(exc))
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
-        )
-        return Verdict("rejected", Reason.MODEL_INVALID, problems)
+        return Verdict("rejected", Reason.MODEL_INVALID, describe_invalid(exc))
 
 
 def judge_authentic(msg: Incoming, event: RegistryEvent, ledger: LedgerStore) -> Verdict:
