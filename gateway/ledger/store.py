@@ -229,21 +229,6 @@ class LedgerStore:
         return [_block(r) for r in rows]
 
     # -- event identity and order ----------------------------------------------------------
-    def accepted(self, registry_id: str, event_id: str) -> tuple[bytes, int] | None:
-        row = self._exec(
-            "SELECT value_sha256, position FROM accepted_events"
-            " WHERE registry_id = ? AND event_id = ?",
-            (registry_id, event_id),
-        ).fetchone()
-        return None if row is None else (bytes(row[0]), int(row[1]))
-
-    def sequence_holder(self, registry_id: str, sequence: int) -> str | None:
-        row = self._exec(
-            "SELECT event_id FROM accepted_events WHERE registry_id = ? AND sequence = ?",
-            (registry_id, sequence),
-        ).fetchone()
-        return None if row is None else str(row[0])
-
     def identity_clash(
         self, registry_id: str, event_id: str, sequence: int
     ) -> tuple[tuple[bytes, int] | None, str | None]:

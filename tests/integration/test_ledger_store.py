@@ -91,10 +91,11 @@ def test_accepted_ids_and_sequences_are_unique(ledger: LedgerStore) -> None:
         p2 = ledger.record_accepted("verra", "e2", b"i" * 32, 2, "raw/0/1")
         ledger.record_accepted("gold", "e1", b"j" * 32, 1, "raw/1/0")
     assert p2 > p1
-    assert ledger.accepted("verra", "e1") == (b"h" * 32, p1)
-    assert ledger.accepted("verra", "e3") is None
-    assert ledger.sequence_holder("verra", 2) == "e2"
-    assert ledger.sequence_holder("verra", 3) is None
+    assert ledger.identity_clash("verra", "e1", 7) == ((b"h" * 32, p1), None)
+    assert ledger.identity_clash("verra", "e3", 2) == (None, "e2")
+    assert ledger.identity_clash("verra", "e1", 2) == ((b"h" * 32, p1), "e2")
+    assert ledger.identity_clash("verra", "e3", 3) == (None, None)
+    assert ledger.identity_clash("gold", "e2", 2) == (None, None)
     assert ledger.accepted_count() == 3
     with pytest.raises(Exception), ledger.transaction():  # noqa: B017 - driver-specific error
         ledger.record_accepted("verra", "e1", b"x" * 32, 9, "raw/0/2")
