@@ -97,31 +97,22 @@ def test_key_lifecycle(tmp_path: Path) -> None:
     assert unknown.returncode == 2 and "no key 'nope'" in unknown.stderr
 
     # register a public key brought by a registry; refuse a rebinding of its id
-    public = base64.b64encode(os.urandom(32)).decode()
-    reg = crg(
-        tmp_path,
-        "keys",
-        "register",
-        "--registry",
-        "gold-standard",
-        "--public-key",
-        public,
-        "--key-id",
-        "gs-1",
-    )
+    def register(public_key: bytes, key_id: str) -> subprocess.CompletedProcess[str]:
+        return crg(
+            tmp_path,
+            "keys",
+            "register",
+            "--registry",
+            "gold-standard",
+            "--public-key",
+            base64.b64encode(public_key).decode(),
+            "--key-id",
+            key_id,
+        )
+
+    reg = register(os.urandom(32), "gs-1")
     assert reg.returncode == 0, reg.stderr
-    other = base64.b64encode(os.urandom(32)).decode()
-    clash = crg(
-        tmp_path,
-        "keys",
-        "register",
-        "--registry",
-        "gold-standard",
-        "--public-key",
-        other,
-        "--key-id",
-        "gs-1",
-    )
+    clash = register(os.urandom(32), "gs-1")
     assert clash.returncode == 2 and "already registered" in clash.stderr
     short = crg(tmp_path, "keys", "register", "--registry", "x", "--public-key", "AAAA")
     assert short.returncode == 2 and "32-byte" in short.stderr
