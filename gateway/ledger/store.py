@@ -458,10 +458,10 @@ def open_ledger(url: str) -> LedgerStore:
     if url.startswith(("postgresql://", "postgres://")):
         import psycopg
 
-        conn = psycopg.connect(url, autocommit=True)
-        with conn.transaction():
-            conn.execute(POSTGRES)
-        return LedgerStore(conn, "postgresql")
+        pg = psycopg.connect(url, autocommit=True)
+        with pg.transaction():
+            pg.execute(POSTGRES)
+        return LedgerStore(pg, "postgresql")
     path = url.removeprefix("sqlite://")  # sqlite:///abs/path → /abs/path
     if path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
