@@ -1,6 +1,7 @@
 """One raw message in, one verdict out: verify → decode → model → identity → ledger.
 
-:func:`judge` runs inside the batch's ledger transaction, so the ledger change, the
+:func:`authenticate` needs no ledger and runs on every core; :func:`judge_authentic`
+and :func:`route` run inside the batch's ledger transaction, so the ledger change, the
 accepted id and sequence, the rejected record and the outbox entries commit together.
 """
 
@@ -170,11 +171,6 @@ def judge_authentic(msg: Incoming, event: RegistryEvent, ledger: LedgerStore) ->
         )
         verdict.alerts = cross_registry_alerts(event, ledger) + sequence_alerts(event, ledger)
     return verdict
-
-
-def judge(msg: Incoming, keys: KeyRing, codec: SingleObjectCodec, ledger: LedgerStore) -> Verdict:
-    first = authenticate(msg, keys, codec)
-    return first if isinstance(first, Verdict) else judge_authentic(msg, first, ledger)
 
 
 def route(msg: Incoming, verdict: Verdict, topics: Topics, ledger: LedgerStore) -> None:
