@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from ..broker.topics import Topics, ensure_topics
 from ..config import Settings
 from ..contract.codec import SingleObjectCodec
 from ..contract.errors import KeyUnknown
+from ..contract.keys import KeyRing
 from ..contract.message import EventSigner
 from ..contract.schemas import registry_event_versions
 from ..journal import PublishJournal
@@ -59,24 +61,26 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_publish)
 
 
+def active_signing_key(settings: Settings, registry: str, ring: KeyRing) -> str | None:
+    """The newest key of ``registry`` that is active now and whose private key is on disk."""
+    now = dt.datetime.now(dt.UTC)
+    key_dir = settings.resolved_private_key_dir
+    for record in reversed(ring.for_registry(registry)):
+        if record.is_active(now) and private_key_path(key_dir, record.key_id).exists():
+            return record.key_id
+    return None
+
+
 def choose_signer(settings: Settings, registry: str, key_id: str | None) -> EventSigner:
     ring = open_key_storage(settings.resolved_keys_url).load()
     key_dir = settings.resolved_private_key_dir
     if key_id is None:
-        import datetime as dt
-
-        now = dt.datetime.now(dt.UTC)
-        candidates = [
-            r
-            for r in ring.for_registry(registry)
-            if r.is_active(now) and private_key_path(key_dir, r.key_id).exists()
-        ]
-        if not candidates:
+        key_id = active_signing_key(settings, registry, ring)
+        if key_id is None:
             raise CommandError(
                 f"no active key of registry {registry!r} with a private key in {key_dir}; "
                 f"run: crg keys generate --registry {registry} --register"
             )
-        key_id = candidates[-1].key_id
     try:
         record = ring.get(key_id)
     except KeyUnknown as exc:

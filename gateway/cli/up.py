@@ -23,7 +23,7 @@ from ..keystore.private import generate, private_key_path, write_private_key
 from ..reader import read_and_verify
 from ..sources import Draft
 from ..sources.verra import read_verra
-from .publish import choose_signer, print_report, publish_items
+from .publish import active_signing_key, choose_signer, print_report, publish_items
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_DIRS = (
@@ -50,13 +50,10 @@ def _samples(explicit: Path | None) -> Path:
 
 def ensure_registry_key(settings: Settings, registry: str) -> str:
     storage = open_key_storage(settings.resolved_keys_url)
+    existing = active_signing_key(settings, registry, storage.load())
+    if existing is not None:
+        return existing
     now = dt.datetime.now(dt.UTC)
-    for record in reversed(storage.load().for_registry(registry)):
-        if (
-            record.is_active(now)
-            and private_key_path(settings.resolved_private_key_dir, record.key_id).exists()
-        ):
-            return record.key_id
     private, record = generate(registry, now.replace(microsecond=0) - dt.timedelta(days=3650))
     write_private_key(private_key_path(settings.resolved_private_key_dir, record.key_id), private)
     storage.save([record])

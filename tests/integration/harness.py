@@ -72,9 +72,10 @@ class Harness:
             if asyncio.get_running_loop().time() > deadline:
                 raise TimeoutError(f"processed {self.gateway.processed} of {self.sent}")
             await self.gateway.step(timeout_ms=200)
+        await self.gateway.settle_acks()  # the verdicts are on the broker, not just queued
 
     async def read(
-        self, topic: str, expected: int | None = None, wait: float = 3.0
+        self, topic: str, expected: int | None = None, wait: float = 10.0
     ) -> list[Routed]:
         consumer = AIOKafkaConsumer(
             topic,

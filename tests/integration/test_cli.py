@@ -47,6 +47,20 @@ def private_pem_bodies(data_dir: Path) -> list[str]:
     ]
 
 
+def verra_key_for_history(data_dir: Path) -> subprocess.CompletedProcess[str]:
+    """A registered Verra key valid far enough back to sign the sample's history."""
+    return crg(
+        data_dir,
+        "keys",
+        "generate",
+        "--registry",
+        "verra",
+        "--register",
+        "--valid-from",
+        "2016-01-01T00:00:00Z",
+    )
+
+
 def test_key_lifecycle(tmp_path: Path) -> None:
     out = crg(
         tmp_path,
@@ -124,16 +138,7 @@ def test_key_lifecycle(tmp_path: Path) -> None:
 
 @pytest.mark.broker
 def test_publish_the_real_export_then_again(tmp_path: Path, broker: LocalBroker) -> None:
-    gen = crg(
-        tmp_path,
-        "keys",
-        "generate",
-        "--registry",
-        "verra",
-        "--register",
-        "--valid-from",
-        "2016-01-01T00:00:00Z",
-    )
+    gen = verra_key_for_history(tmp_path)
     assert gen.returncode == 0, gen.stderr
     prefix = [
         "publish",
@@ -159,16 +164,7 @@ def test_publish_the_real_export_then_again(tmp_path: Path, broker: LocalBroker)
 
 @pytest.mark.broker
 def test_publish_jsonl_from_stdin_with_a_bad_line(tmp_path: Path, broker: LocalBroker) -> None:
-    crg(
-        tmp_path,
-        "keys",
-        "generate",
-        "--registry",
-        "verra",
-        "--register",
-        "--valid-from",
-        "2016-01-01T00:00:00Z",
-    )
+    verra_key_for_history(tmp_path)
     good = {k: v for k, v in envelope(issued()).items() if k != "sequence"}
     text = json.dumps(good) + "\n{oops\n"
     run = crg(
