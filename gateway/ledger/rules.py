@@ -12,7 +12,7 @@ reject with a reason. Pure: no I/O, so every rule is tested without a database.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Protocol
 
 from ..contract.models import (
@@ -162,14 +162,14 @@ def decide(event: RegistryEvent, view: LedgerView) -> Decision:
         if refused:
             return refused
         to = p.to_account
-        return _split(blocks, sb.start, sb.end, lambda b: replace(b, account=to))
+        return _split(blocks, sb.start, sb.end, lambda b: b.changed(account=to))
     if isinstance(p, UnitsRetired | UnitsCancelled):
         verb = "retire" if isinstance(p, UnitsRetired) else "cancel"
         refused = _movable(blocks, p.account, verb)
         if refused:
             return refused
         status = Status.RETIRED if isinstance(p, UnitsRetired) else Status.CANCELLED
-        return _split(blocks, sb.start, sb.end, lambda b: replace(b, status=status))
+        return _split(blocks, sb.start, sb.end, lambda b: b.changed(status=status))
     if isinstance(p, AuthorizationLabelApplied):
         mismatch = _host_mismatch([p.label], blocks[0].host_party)
         if mismatch:

@@ -71,12 +71,14 @@ CREATE TABLE IF NOT EXISTS rejected_events (
     reprocessed_at  TEXT
 );
 CREATE TABLE IF NOT EXISTS outbox (
-    id      INTEGER PRIMARY KEY AUTOINCREMENT,
     source_partition INTEGER NOT NULL,
+    source_offset    BIGINT NOT NULL,
+    seq              INTEGER NOT NULL,
     topic   TEXT NOT NULL,
     key     BLOB,
     value   BLOB NOT NULL,
-    headers BLOB NOT NULL
+    headers BLOB NOT NULL,
+    PRIMARY KEY (source_partition, source_offset, seq)
 );
 """
 )
@@ -113,12 +115,14 @@ CREATE TABLE IF NOT EXISTS rejected_events (
     reprocessed_at  TEXT
 );
 CREATE TABLE IF NOT EXISTS outbox (
-    id      BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     source_partition INTEGER NOT NULL,
+    source_offset    BIGINT NOT NULL,
+    seq              INTEGER NOT NULL,
     topic   TEXT NOT NULL,
     key     BYTEA,
     value   BYTEA NOT NULL,
-    headers BYTEA NOT NULL
+    headers BYTEA NOT NULL,
+    PRIMARY KEY (source_partition, source_offset, seq)
 );
 """
 )

@@ -7,11 +7,12 @@ sequences, rejected events, consumed offsets, the outbox — commits in one tran
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sqlite3
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,13 +30,21 @@ BLOCK_COLUMNS = (
 )
 
 
+_LENGTH = struct.Struct(">I").pack
+
+
+@functools.lru_cache(maxsize=256)
+def _header_name(name: str) -> bytes:
+    raw = name.encode()
+    return struct.pack(">H", len(raw)) + raw
+
+
 def pack_headers(headers: Headers) -> bytes:
     """Headers as stored: each as name length (2 bytes), name, value length (4), value."""
-    out = bytearray()
+    parts: list[bytes] = []
     for name, value in headers:
-        raw = name.encode()
-        out += struct.pack(">H", len(raw)) + raw + struct.pack(">I", len(value)) + value
-    return bytes(out)
+        parts += (_header_name(name), _LENGTH(len(value)), value)
+    return b"".join(parts)
 
 
 def unpack_headers(data: bytes) -> list[tuple[str, bytes]]:
@@ -50,20 +59,34 @@ def unpack_headers(data: bytes) -> list[tuple[str, bytes]]:
     return headers
 
 
+_STATUS = {s.value: s for s in Status}
+
+
+@functools.lru_cache(maxsize=4096)
+def _labels(text: str) -> tuple[str, ...]:
+    """Blocks share few distinct label sets: parse each once."""
+    return tuple(json.loads(text))
+
+
+@functools.lru_cache(maxsize=4096)
+def _labels_text(labels: tuple[str, ...]) -> str:
+    return json.dumps(list(labels))
+
+
 def _block(row: Sequence[Any]) -> Block:
     return Block(
-        registry_id=row[0],
-        series=row[1],
-        start=int(row[2]),
-        end=int(row[3]),
-        project_id=row[4],
-        host_party=row[5],
-        vintage=int(row[6]),
-        unit_type=row[7],
-        account=row[8],
-        status=Status(row[9]),
-        labels=tuple(json.loads(row[10])),
-        issued_by=row[11],
+        row[0],
+        row[1],
+        int(row[2]),
+        int(row[3]),
+        row[4],
+        row[5],
+        int(row[6]),
+        row[7],
+        row[8],
+        _STATUS[row[9]],
+        _labels(row[10]),
+        row[11],
     )
 
 
@@ -79,7 +102,7 @@ def _block_row(b: Block) -> tuple[Any, ...]:
         b.unit_type,
         b.account,
         b.status.value,
-        json.dumps(list(b.labels)),
+        _labels_text(b.labels),
         b.issued_by,
     )
 
@@ -100,8 +123,12 @@ class RejectedRecord:
 
 @dataclass(frozen=True)
 class OutboxMessage:
-    id: int
-    source_partition: int  # the raw partition whose event caused it: its owner flushes it
+    """A verdict (or alert) to produce, keyed by the raw message that caused it: the
+    partition's owner flushes it, and acknowledgements clear it by offset range."""
+
+    source_partition: int
+    source_offset: int
+    seq: int  # its place among the messages of that raw message
     topic: str
     key: bytes | None
     value: bytes
@@ -115,7 +142,7 @@ class LedgerStore:
         self._conn = conn
         self.dialect = dialect
         self._in_tx = False
-        self._outbox_rows: list[tuple[Any, ...]] = []
+        self._outbox_rows: list[OutboxMessage] = []
         self._rejected_rows: list[tuple[Any, ...]] = []
         self._highs: dict[str, int] = {}
         self._dirty_highs: set[str] = set()
@@ -180,15 +207,23 @@ class LedgerStore:
             " ON CONFLICT (registry_id) DO UPDATE SET high = excluded.high",
             [(r, self._highs[r]) for r in sorted(self._dirty_highs)],
         )
-        written = []
-        for partition, topic, key, value, headers in self._outbox_rows:
-            row = self._exec(
-                "INSERT INTO outbox (source_partition, topic, key, value, headers)"
-                " VALUES (?, ?, ?, ?, ?) RETURNING id",
-                (partition, topic, key, value, pack_headers(headers)),
-            ).fetchone()
-            written.append(OutboxMessage(int(row[0]), partition, topic, key, value, list(headers)))
-        return written
+        self._many(
+            "INSERT INTO outbox (source_partition, source_offset, seq, topic, key, value, headers)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    m.source_partition,
+                    m.source_offset,
+                    m.seq,
+                    m.topic,
+                    m.key,
+                    m.value,
+                    pack_headers(m.headers),
+                )
+                for m in self._outbox_rows
+            ],
+        )
+        return self._outbox_rows
 
     def close(self) -> None:
         self._conn.close()
@@ -198,17 +233,15 @@ class LedgerStore:
 
     # -- blocks (LedgerView) ---------------------------------------------------------------
     def overlapping(self, registry_id: str, series: str, start: int, end: int) -> list[Block]:
-        # Blocks never overlap, so: those starting inside the range, plus the last one
-        # starting before it if it reaches in. Both walk the primary key.
+        # Blocks never overlap, so: from the last block starting at or before the range
+        # (it may reach in) to the last one starting inside it; one walk of the primary key.
         rows = self._exec(
-            f"SELECT * FROM (SELECT {BLOCK_COLUMNS} FROM blocks WHERE registry_id = ?"
-            " AND series = ? AND start_no < ? ORDER BY start_no DESC LIMIT 1) AS before"
-            " WHERE end_no >= ?"
-            f" UNION ALL SELECT * FROM (SELECT {BLOCK_COLUMNS} FROM blocks WHERE registry_id = ?"
-            " AND series = ? AND start_no >= ? AND start_no <= ? ORDER BY start_no) AS inside",
-            (registry_id, series, start, start, registry_id, series, start, end),
+            f"SELECT {BLOCK_COLUMNS} FROM blocks WHERE registry_id = ? AND series = ?"
+            " AND start_no <= ? AND start_no >= coalesce((SELECT max(start_no) FROM blocks"
+            " WHERE registry_id = ? AND series = ? AND start_no <= ?), ?) ORDER BY start_no",
+            (registry_id, series, end, registry_id, series, start, start),
         ).fetchall()
-        return [_block(r) for r in rows]
+        return [_block(r) for r in rows if r[3] >= start]
 
     def apply(self, change: Change) -> None:
         self._many(
@@ -310,22 +343,23 @@ class LedgerStore:
         headers: Headers,
         source: str,
         received_at: str,
-    ) -> int:
-        row = self._exec(
-            "INSERT INTO rejected_events (registry_id, event_id, reason, message, value, headers,"
-            " source, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-            (
-                registry_id,
-                event_id,
-                reason,
-                message,
-                value,
-                pack_headers(headers),
-                source,
-                received_at,
-            ),
-        ).fetchone()
-        return int(row[0])
+    ) -> None:
+        """Queued and written when the transaction commits; at once outside one."""
+        row = (
+            registry_id,
+            event_id,
+            reason,
+            message,
+            value,
+            pack_headers(headers),
+            source,
+            received_at,
+        )
+        if self._in_tx:
+            self._rejected_rows.append(row)
+            return
+        with self.transaction():
+            self._rejected_rows.append(row)
 
     def rejected(
         self,
@@ -399,17 +433,33 @@ class LedgerStore:
 
     # -- outbox ----------------------------------------------------------------------------
     def outbox_add(
-        self, partition: int, topic: str, key: bytes | None, value: bytes, headers: Headers
+        self,
+        partition: int,
+        offset: int,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: Headers,
     ) -> None:
-        """Queue a message to produce; written, in order, when the transaction commits."""
+        """Queue a message caused by raw message ``partition``/``offset``; written, in
+        order, when the transaction commits."""
         if not self._in_tx:
             raise RuntimeError("outbox_add outside a ledger transaction")
-        self._outbox_rows.append((partition, topic, key, value, headers))
+        last = self._outbox_rows[-1] if self._outbox_rows else None
+        seq = (
+            last.seq + 1
+            if last and (last.source_partition, last.source_offset) == (partition, offset)
+            else 0
+        )
+        self._outbox_rows.append(
+            OutboxMessage(partition, offset, seq, topic, key, value, list(headers))
+        )
 
     def outbox_pending(
         self, partitions: Sequence[int] | None = None, limit: int = 10_000
     ) -> list[OutboxMessage]:
-        """Unacknowledged messages, oldest first; only those of ``partitions`` if given."""
+        """Unacknowledged messages in the order they were caused, per raw partition;
+        only those of ``partitions`` if given."""
         where: str = ""
         params: tuple[int, ...] = ()
         if partitions is not None:
@@ -418,30 +468,33 @@ class LedgerStore:
             where = f"WHERE source_partition IN ({', '.join('?' * len(partitions))})"
             params = tuple(partitions)
         rows = self._exec(
-            f"SELECT id, source_partition, topic, key, value, headers FROM outbox {where}"
-            " ORDER BY id LIMIT ?",
+            "SELECT source_partition, source_offset, seq, topic, key, value, headers"
+            f" FROM outbox {where} ORDER BY source_partition, source_offset, seq LIMIT ?",
             (*params, limit),
         ).fetchall()
         return [
             OutboxMessage(
                 int(r[0]),
                 int(r[1]),
-                r[2],
-                None if r[3] is None else bytes(r[3]),
-                bytes(r[4]),
-                unpack_headers(bytes(r[5])),
+                int(r[2]),
+                r[3],
+                None if r[4] is None else bytes(r[4]),
+                bytes(r[5]),
+                unpack_headers(bytes(r[6])),
             )
             for r in rows
         ]
 
-    def outbox_done(self, ids: Sequence[int]) -> None:
-        """Forget the outbox rows the broker acknowledged (inside or outside a transaction)."""
-        rows = [(i,) for i in ids]
+    def outbox_done(self, through: Mapping[int, int]) -> None:
+        """Forget what the broker acknowledged: every message caused by raw partition p
+        up to and including offset ``through[p]`` (inside or outside a transaction)."""
+        rows = [(p, o) for p, o in sorted(through.items())]
+        sql = "DELETE FROM outbox WHERE source_partition = ? AND source_offset <= ?"
         if self._in_tx:
-            self._many("DELETE FROM outbox WHERE id = ?", rows)
+            self._many(sql, rows)
             return
         with self.transaction():
-            self._many("DELETE FROM outbox WHERE id = ?", rows)
+            self._many(sql, rows)
 
     # -- whole-ledger views ----------------------------------------------------------------
     def digest(self) -> str:

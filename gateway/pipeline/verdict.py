@@ -42,6 +42,7 @@ class Incoming:
     key: bytes | None
     source: str  # topic/partition/offset
     partition: int = 0
+    offset: int = 0
 
 
 @dataclass
@@ -180,6 +181,7 @@ def route(msg: Incoming, verdict: Verdict, topics: Topics, ledger: LedgerStore) 
     if verdict.outcome == "accepted":
         ledger.outbox_add(
             msg.partition,
+            msg.offset,
             topics.verified,
             msg.key,
             msg.value,
@@ -205,6 +207,7 @@ def route(msg: Incoming, verdict: Verdict, topics: Topics, ledger: LedgerStore) 
         )
         ledger.outbox_add(
             msg.partition,
+            msg.offset,
             topics.rejected,
             msg.key,
             msg.value,
@@ -219,6 +222,7 @@ def route(msg: Incoming, verdict: Verdict, topics: Topics, ledger: LedgerStore) 
     for alert in verdict.alerts:
         ledger.outbox_add(
             msg.partition,
+            msg.offset,
             topics.alerts,
             msg.key,
             json.dumps(alert, sort_keys=True).encode(),

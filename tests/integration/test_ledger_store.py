@@ -78,7 +78,7 @@ def test_a_failed_transaction_changes_nothing(ledger: LedgerStore) -> None:
     with pytest.raises(RuntimeError), ledger.transaction():
         ledger.apply(Change((blk(1, 10),), (blk(1, 5), blk(6, 10, account="b"))))
         ledger.set_offsets("raw", {0: 99})
-        ledger.outbox_add(0, "t", b"k", b"v", [("h", b"1")])
+        ledger.outbox_add(0, 3, "t", b"k", b"v", [("h", b"1")])
         raise RuntimeError("crash")
     assert ledger.digest() == before
     assert ledger.offsets("raw") == {}
@@ -105,34 +105,39 @@ def test_offsets_outbox_and_sequence_state(ledger: LedgerStore) -> None:
     with ledger.transaction():
         ledger.set_offsets("raw", {0: 5, 1: 7})
         ledger.set_offsets("raw", {1: 9})
-        ledger.outbox_add(0, "verified", b"k", b"v1", [("a", b"\x00\xff")])
-        ledger.outbox_add(1, "rejected", None, b"v2", [])
-        ledger.outbox_add(0, "alerts", None, b"v3", [])
+        ledger.outbox_add(0, 3, "verified", b"k", b"v1", [("a", b"\x00\xff")])
+        ledger.outbox_add(1, 8, "rejected", None, b"v2", [])
+        ledger.outbox_add(0, 4, "verified", None, b"v3", [])
+        ledger.outbox_add(0, 4, "alerts", None, b"v4", [])  # a second message of offset 4
         ledger.set_sequence_high("verra", 10)
         assert ledger.sequence_high("verra") == 10  # seen inside the transaction
     written = ledger.last_outbox
-    assert [(m.source_partition, m.topic, m.value) for m in written] == [
-        (0, "verified", b"v1"),
-        (1, "rejected", b"v2"),
-        (0, "alerts", b"v3"),
+    assert [(m.source_partition, m.source_offset, m.seq, m.topic, m.value) for m in written] == [
+        (0, 3, 0, "verified", b"v1"),
+        (1, 8, 0, "rejected", b"v2"),
+        (0, 4, 0, "verified", b"v3"),
+        (0, 4, 1, "alerts", b"v4"),
     ]
     assert ledger.offsets("raw") == {0: 5, 1: 9}
     assert ledger.sequence_high("verra") == 10 and ledger.sequence_high("gold") == 0
-    pending = ledger.outbox_pending()
-    assert pending == written
+    pending = ledger.outbox_pending()  # in causal order per raw partition
+    assert [m.value for m in pending] == [b"v1", b"v3", b"v4", b"v2"]
+    assert sorted(pending, key=lambda m: m.value) == sorted(written, key=lambda m: m.value)
     assert pending[0].key == b"k" and pending[0].headers == [("a", b"\x00\xff")]
-    assert [m.value for m in ledger.outbox_pending([0])] == [b"v1", b"v3"]
+    assert [m.value for m in ledger.outbox_pending([1])] == [b"v2"]
     assert ledger.outbox_pending([]) == []
-    ledger.outbox_done([pending[0].id])
-    assert [m.value for m in ledger.outbox_pending()] == [b"v2", b"v3"]
+    ledger.outbox_done({0: 3})  # acknowledged through offset 3 of partition 0
+    assert [m.value for m in ledger.outbox_pending()] == [b"v3", b"v4", b"v2"]
     with ledger.transaction():
-        ledger.outbox_done([pending[2].id])
+        ledger.outbox_done({0: 4, 1: 7})
     assert [m.value for m in ledger.outbox_pending()] == [b"v2"]
+    ledger.outbox_done({1: 8})
+    assert ledger.outbox_pending() == []
 
 
 def test_queued_writes_need_a_transaction(ledger: LedgerStore) -> None:
     with pytest.raises(RuntimeError):
-        ledger.outbox_add(0, "t", None, b"v", [])
+        ledger.outbox_add(0, 0, "t", None, b"v", [])
     with pytest.raises(RuntimeError):
         ledger.set_sequence_high("verra", 1)
 
@@ -170,6 +175,17 @@ def test_rejected_records_filter_and_reprocess(ledger: LedgerStore) -> None:
     assert len(ledger.rejected(include_reprocessed=True)) == 3
     assert ledger.rejected_by_id(first.id).reprocessed_at == "2026-04-01T00:00:00Z"  # type: ignore[union-attr]
     assert ledger.rejected_by_id(10_000) is None
+    ledger.record_rejected(  # outside a transaction: written at once
+        registry_id="gold",
+        event_id="e9",
+        reason="key_unknown",
+        message="m",
+        value=b"",
+        headers=[],
+        source="http",
+        received_at="2026-05-01T00:00:00Z",
+    )
+    assert [r.event_id for r in ledger.rejected(registry_id="gold")] == ["e9"]
 
 
 def test_digest_depends_on_every_block_field(ledger: LedgerStore) -> None:
