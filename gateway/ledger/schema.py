@@ -6,6 +6,8 @@ sequences, rejected events, consumed offsets and the outbox of verdicts to produ
 
 from __future__ import annotations
 
+from ..stream.outbox import ddl as outbox_ddl
+
 _COMMON = """
 CREATE TABLE IF NOT EXISTS blocks (
     registry_id TEXT NOT NULL,
@@ -22,12 +24,6 @@ CREATE TABLE IF NOT EXISTS blocks (
     issued_by   TEXT NOT NULL,
     PRIMARY KEY (registry_id, series, start_no),
     CHECK (start_no <= end_no)
-);
-CREATE TABLE IF NOT EXISTS consumer_offsets (
-    topic       TEXT NOT NULL,
-    partition   INTEGER NOT NULL,
-    next_offset BIGINT NOT NULL,
-    PRIMARY KEY (topic, partition)
 );
 CREATE TABLE IF NOT EXISTS project_issuances (
     identity      TEXT NOT NULL,
@@ -70,17 +66,8 @@ CREATE TABLE IF NOT EXISTS rejected_events (
     received_at     TEXT NOT NULL,
     reprocessed_at  TEXT
 );
-CREATE TABLE IF NOT EXISTS outbox (
-    source_partition INTEGER NOT NULL,
-    source_offset    BIGINT NOT NULL,
-    seq              INTEGER NOT NULL,
-    topic   TEXT NOT NULL,
-    key     BLOB,
-    value   BLOB NOT NULL,
-    headers BLOB NOT NULL,
-    PRIMARY KEY (source_partition, source_offset, seq)
-);
 """
+    + outbox_ddl("BLOB")
 )
 
 POSTGRES = (
@@ -114,15 +101,6 @@ CREATE TABLE IF NOT EXISTS rejected_events (
     received_at     TEXT NOT NULL,
     reprocessed_at  TEXT
 );
-CREATE TABLE IF NOT EXISTS outbox (
-    source_partition INTEGER NOT NULL,
-    source_offset    BIGINT NOT NULL,
-    seq              INTEGER NOT NULL,
-    topic   TEXT NOT NULL,
-    key     BYTEA,
-    value   BYTEA NOT NULL,
-    headers BYTEA NOT NULL,
-    PRIMARY KEY (source_partition, source_offset, seq)
-);
 """
+    + outbox_ddl("BYTEA")
 )

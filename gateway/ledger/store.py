@@ -10,53 +10,22 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import sqlite3
-import struct
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from ..stream.database import Database, connect
+from ..stream.outbox import Headers, Outbox, OutboxMessage, offsets, pack_headers, set_offsets
+from ..stream.outbox import unpack_headers as unpack_headers
 from .blocks import Block, Status
 from .rules import Change
 from .schema import POSTGRES, SQLITE
-
-Headers = Sequence[tuple[str, bytes]]
 
 BLOCK_COLUMNS = (
     "registry_id, series, start_no, end_no, project_id, host_party, vintage, "
     "unit_type, account, status, labels, issued_by"
 )
-
-
-_LENGTH = struct.Struct(">I").pack
-
-
-@functools.lru_cache(maxsize=256)
-def _header_name(name: str) -> bytes:
-    raw = name.encode()
-    return struct.pack(">H", len(raw)) + raw
-
-
-def pack_headers(headers: Headers) -> bytes:
-    """Headers as stored: each as name length (2 bytes), name, value length (4), value."""
-    parts: list[bytes] = []
-    for name, value in headers:
-        parts += (_header_name(name), _LENGTH(len(value)), value)
-    return b"".join(parts)
-
-
-def unpack_headers(data: bytes) -> list[tuple[str, bytes]]:
-    headers, i = [], 0
-    while i < len(data):
-        (name_len,) = struct.unpack_from(">H", data, i)
-        name = data[i + 2 : i + 2 + name_len].decode()
-        i += 2 + name_len
-        (value_len,) = struct.unpack_from(">I", data, i)
-        headers.append((name, bytes(data[i + 4 : i + 4 + value_len])))
-        i += 4 + value_len
-    return headers
 
 
 _STATUS = {s.value: s for s in Status}
@@ -121,28 +90,14 @@ class RejectedRecord:
     reprocessed_at: str | None
 
 
-@dataclass(frozen=True)
-class OutboxMessage:
-    """A verdict (or alert) to produce, keyed by the raw message that caused it: the
-    partition's owner flushes it, and acknowledgements clear it by offset range."""
-
-    source_partition: int
-    source_offset: int
-    seq: int  # its place among the messages of that raw message
-    topic: str
-    key: bytes | None
-    value: bytes
-    headers: list[tuple[str, bytes]]
-
-
 class LedgerStore:
     """Open with :func:`open_ledger`. Not thread-safe: one gateway worker thread uses it."""
 
-    def __init__(self, conn: Any, dialect: str) -> None:
-        self._conn = conn
-        self.dialect = dialect
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.dialect = db.dialect
         self._in_tx = False
-        self._outbox_rows: list[OutboxMessage] = []
+        self._outbox = Outbox(db)
         self._rejected_rows: list[tuple[Any, ...]] = []
         self._highs: dict[str, int] = {}
         self._dirty_highs: set[str] = set()
@@ -150,20 +105,11 @@ class LedgerStore:
         self.last_outbox: list[OutboxMessage] = []
 
     # -- plumbing ------------------------------------------------------------------------
-    def _sql(self, sql: str) -> str:
-        return sql.replace("?", "%s") if self.dialect == "postgresql" else sql
-
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> Any:
-        return self._conn.execute(self._sql(sql), params)
+        return self.db.execute(sql, params)
 
     def _many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
-        if not rows:
-            return
-        if self.dialect == "postgresql":
-            with self._conn.cursor() as cur:
-                cur.executemany(self._sql(sql), rows)
-        else:
-            self._conn.executemany(sql, rows)
+        self.db.many(sql, rows)
 
     @contextmanager
     def transaction(self) -> Iterator[LedgerStore]:
@@ -173,26 +119,16 @@ class LedgerStore:
         self._in_tx = True
         self._reset_pending()
         try:
-            if self.dialect == "postgresql":
-                with self._conn.transaction():
-                    yield self
-                    written = self._write_pending()
-            else:
-                self._conn.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self
-                    written = self._write_pending()
-                except BaseException:
-                    self._conn.execute("ROLLBACK")
-                    raise
-                self._conn.execute("COMMIT")
+            with self.db.transaction():
+                yield self
+                written = self._write_pending()
             self.last_outbox = written
         finally:
             self._in_tx = False
             self._reset_pending()
 
     def _reset_pending(self) -> None:
-        self._outbox_rows, self._rejected_rows = [], []
+        self._outbox.queued, self._rejected_rows = [], []
         self._highs, self._dirty_highs = {}, set()
 
     def _write_pending(self) -> list[OutboxMessage]:
@@ -207,26 +143,10 @@ class LedgerStore:
             " ON CONFLICT (registry_id) DO UPDATE SET high = excluded.high",
             [(r, self._highs[r]) for r in sorted(self._dirty_highs)],
         )
-        self._many(
-            "INSERT INTO outbox (source_partition, source_offset, seq, topic, key, value, headers)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    m.source_partition,
-                    m.source_offset,
-                    m.seq,
-                    m.topic,
-                    m.key,
-                    m.value,
-                    pack_headers(m.headers),
-                )
-                for m in self._outbox_rows
-            ],
-        )
-        return self._outbox_rows
+        return self._outbox.write()
 
     def close(self) -> None:
-        self._conn.close()
+        self.db.close()
 
     def ping(self) -> None:
         self._exec("SELECT 1").fetchone()
@@ -417,21 +337,13 @@ class LedgerStore:
     def mark_reprocessed(self, rejected_id: int, at: str) -> None:
         self._exec("UPDATE rejected_events SET reprocessed_at = ? WHERE id = ?", (at, rejected_id))
 
-    # -- consumed positions ----------------------------------------------------------------
+    # -- consumed positions and the outbox (see gateway.stream.outbox) ---------------------
     def offsets(self, topic: str) -> dict[int, int]:
-        rows = self._exec(
-            "SELECT partition, next_offset FROM consumer_offsets WHERE topic = ?", (topic,)
-        ).fetchall()
-        return {int(p): int(o) for p, o in rows}
+        return offsets(self.db, topic)
 
     def set_offsets(self, topic: str, next_offsets: dict[int, int]) -> None:
-        self._many(
-            "INSERT INTO consumer_offsets (topic, partition, next_offset) VALUES (?, ?, ?)"
-            " ON CONFLICT (topic, partition) DO UPDATE SET next_offset = excluded.next_offset",
-            [(topic, p, o) for p, o in sorted(next_offsets.items())],
-        )
+        set_offsets(self.db, topic, next_offsets)
 
-    # -- outbox ----------------------------------------------------------------------------
     def outbox_add(
         self,
         partition: int,
@@ -445,56 +357,20 @@ class LedgerStore:
         order, when the transaction commits."""
         if not self._in_tx:
             raise RuntimeError("outbox_add outside a ledger transaction")
-        last = self._outbox_rows[-1] if self._outbox_rows else None
-        seq = (
-            last.seq + 1
-            if last and (last.source_partition, last.source_offset) == (partition, offset)
-            else 0
-        )
-        self._outbox_rows.append(
-            OutboxMessage(partition, offset, seq, topic, key, value, list(headers))
-        )
+        self._outbox.add(partition, offset, topic, key, value, headers)
 
     def outbox_pending(
         self, partitions: Sequence[int] | None = None, limit: int = 10_000
     ) -> list[OutboxMessage]:
-        """Unacknowledged messages in the order they were caused, per raw partition;
-        only those of ``partitions`` if given."""
-        where: str = ""
-        params: tuple[int, ...] = ()
-        if partitions is not None:
-            if not partitions:
-                return []
-            where = f"WHERE source_partition IN ({', '.join('?' * len(partitions))})"
-            params = tuple(partitions)
-        rows = self._exec(
-            "SELECT source_partition, source_offset, seq, topic, key, value, headers"
-            f" FROM outbox {where} ORDER BY source_partition, source_offset, seq LIMIT ?",
-            (*params, limit),
-        ).fetchall()
-        return [
-            OutboxMessage(
-                int(r[0]),
-                int(r[1]),
-                int(r[2]),
-                r[3],
-                None if r[4] is None else bytes(r[4]),
-                bytes(r[5]),
-                unpack_headers(bytes(r[6])),
-            )
-            for r in rows
-        ]
+        return self._outbox.pending(partitions, limit)
 
     def outbox_done(self, through: Mapping[int, int]) -> None:
-        """Forget what the broker acknowledged: every message caused by raw partition p
-        up to and including offset ``through[p]`` (inside or outside a transaction)."""
-        rows = [(p, o) for p, o in sorted(through.items())]
-        sql = "DELETE FROM outbox WHERE source_partition = ? AND source_offset <= ?"
+        """Forget what the broker acknowledged (inside or outside a transaction)."""
         if self._in_tx:
-            self._many(sql, rows)
+            self._outbox.done(through)
             return
         with self.transaction():
-            self._many(sql, rows)
+            self._outbox.done(through)
 
     # -- whole-ledger views ----------------------------------------------------------------
     def digest(self) -> str:
@@ -508,19 +384,4 @@ class LedgerStore:
 
 def open_ledger(url: str) -> LedgerStore:
     """``sqlite:///path/ledger.sqlite`` (or a bare path), or ``postgresql://…``."""
-    if url.startswith(("postgresql://", "postgres://")):
-        import psycopg
-
-        pg = psycopg.connect(url, autocommit=True)
-        with pg.transaction():
-            pg.execute(POSTGRES)
-        return LedgerStore(pg, "postgresql")
-    path = url.removeprefix("sqlite://")  # sqlite:///abs/path → /abs/path
-    if path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA busy_timeout=10000")
-    conn.executescript(SQLITE)
-    return LedgerStore(conn, "sqlite")
+    return LedgerStore(connect(url, sqlite_ddl=SQLITE, postgres_ddl=POSTGRES))

@@ -24,6 +24,7 @@ from ..contract.models import RegistryEvent, UnitsIssued, describe_invalid
 from ..ledger.reasons import Reason
 from ..ledger.rules import Change, decide
 from ..ledger.store import LedgerStore
+from ..stream.process import Incoming
 from .identity import project_identity
 
 VERDICT_HEADERS = (
@@ -33,16 +34,6 @@ VERDICT_HEADERS = (
     "crg_ledger_position",
     "crg_source",
 )
-
-
-@dataclass(frozen=True)
-class Incoming:
-    value: bytes
-    headers: Headers
-    key: bytes | None
-    source: str  # topic/partition/offset
-    partition: int = 0
-    offset: int = 0
 
 
 @dataclass

@@ -1,0 +1,77 @@
+"""A SQL database chosen by URL: SQLite (embedded default) or PostgreSQL.
+
+Only the DDL, the placeholder style and the way a transaction starts differ; stores are
+written once against :class:`Database`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+class Database:
+    def __init__(self, conn: Any, dialect: str) -> None:
+        self.conn = conn
+        self.dialect = dialect
+
+    @property
+    def postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    def sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.postgres else sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.conn.execute(self.sql(sql), params)
+
+    def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if not rows:
+            return
+        if self.postgres:
+            with self.conn.cursor() as cur:
+                cur.executemany(self.sql(sql), rows)
+        else:
+            self.conn.executemany(sql, rows)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All or nothing; SQLite takes the write lock at once (no upgrade deadlocks)."""
+        if self.postgres:
+            with self.conn.transaction():
+                yield
+            return
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def connect(url: str, *, sqlite_ddl: str, postgres_ddl: str) -> Database:
+    """``sqlite:///path/file.sqlite`` (or a bare path), or ``postgresql://…``; creates
+    the tables if they do not exist."""
+    if url.startswith(("postgresql://", "postgres://")):
+        import psycopg
+
+        pg = psycopg.connect(url, autocommit=True)
+        with pg.transaction():
+            pg.execute(postgres_ddl)
+        return Database(pg, "postgresql")
+    path = url.removeprefix("sqlite://")  # sqlite:///abs/path → /abs/path
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=10000")
+    conn.executescript(sqlite_ddl)
+    return Database(conn, "sqlite")

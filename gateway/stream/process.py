@@ -1,0 +1,346 @@
+"""A consumer process: a Kafka consumer group member whose effects, consumed offsets and
+outgoing messages commit in one transaction of its own store.
+
+Per batch (``getmany``):
+
+1. :meth:`ConsumerProcess.prepare` the messages — work that needs no store (decoding,
+   signature checks) — on worker threads;
+2. in one store transaction: forget what the previous batch got acknowledged, skip what
+   the store says was already handled, :meth:`~ConsumerProcess.handle` the rest (the
+   subclass writes its effect and queues messages in the outbox), record the next offset
+   of each partition; commit;
+3. hand the new outbox messages to the producer, in order, and let their
+   acknowledgements arrive while the next batch is handled.
+
+:meth:`ConsumerProcess.serve` overlaps the stages: batch N+1 is fetched and prepared
+while batch N is handled. A rebalance waits for the batch being handled and drops the one
+prepared ahead (its partitions may have moved). The store, not Kafka's group offsets,
+says where to resume; a partition's new owner first produces what its previous owner
+committed but did not get acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+
+from .outbox import Headers, OutboxMessage, through
+
+log = structlog.get_logger("crg.stream")
+
+P = TypeVar("P")  # what preparing a message yields
+
+
+@dataclass(frozen=True)
+class Incoming:
+    value: bytes
+    headers: Headers
+    key: bytes | None
+    source: str  # topic/partition/offset
+    partition: int = 0
+    offset: int = 0
+
+
+class ProcessStore(Protocol):
+    last_outbox: list[OutboxMessage]
+
+    def transaction(self) -> AbstractContextManager[Any]: ...
+    def offsets(self, topic: str) -> dict[int, int]: ...
+    def set_offsets(self, topic: str, next_offsets: dict[int, int]) -> None: ...
+    def outbox_pending(
+        self, partitions: Sequence[int] | None = None, limit: int = 10_000
+    ) -> list[OutboxMessage]: ...
+    def outbox_done(self, through: Mapping[int, int]) -> None: ...
+
+
+@dataclass
+class Batch(Generic[P]):
+    """Fetched and prepared messages, ready to be handled."""
+
+    incoming: list[Incoming]
+    prepared: list[P]
+    next_offsets: dict[TopicPartition, int]
+    generation: int  # the assignment it was fetched under
+    started: float
+
+    def items(self) -> Iterator[tuple[Incoming, P]]:
+        return zip(self.incoming, self.prepared, strict=True)
+
+
+class _ResumeFromStore(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, process: ConsumerProcess[Any]) -> None:
+        self.process = process
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self.process.release()
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self.process.take_over(assigned)
+
+
+class ConsumerProcess(Generic[P]):
+    """Subclasses say how to :meth:`prepare` a message and how to :meth:`handle` a batch
+    inside the store's transaction."""
+
+    #: client id and log prefix
+    name = "crg-process"
+
+    def __init__(
+        self,
+        *,
+        bootstrap_servers: str,
+        store: ProcessStore,
+        topic: str,
+        group_id: str,
+        idempotence: bool = False,
+        max_batch: int = 2000,
+        workers: int | None = None,
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.store = store
+        self.topic = topic
+        self.group_id = group_id
+        self.idempotence = idempotence
+        self.max_batch = max_batch
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.processed = 0
+        self.workers = max(1, workers or os.cpu_count() or 1)
+        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix=f"{self.name}-prep")
+        self._acks: asyncio.Task[dict[int, int]] | None = None  # the last batch's outbox
+        self._acked: dict[int, int] = {}  # acknowledged through offset, per partition
+        self._db = asyncio.Lock()  # one store user at a time (stores are not thread-safe)
+        self._handling = asyncio.Lock()  # held while a batch is handled and handed over
+        self._generation = 0  # bumped when partitions move
+
+    # -- what subclasses provide -------------------------------------------------------------
+    def prepare(self, chunk: list[Incoming]) -> list[P]:
+        """Work on messages that needs no store; runs on worker threads."""
+        raise NotImplementedError
+
+    def handle(self, items: list[tuple[Incoming, P]]) -> dict[str, int]:
+        """Apply a batch inside the store's open transaction (on a worker thread); queue
+        outgoing messages in the store's outbox; return counts by outcome."""
+        raise NotImplementedError
+
+    # -- the store ---------------------------------------------------------------------------
+    async def _store(self, fn: Callable[..., Any], *args: Any) -> Any:
+        async with self._db:
+            return await asyncio.to_thread(fn, *args)
+
+    async def _send(self, messages: Sequence[OutboxMessage]) -> list[asyncio.Future[Any]]:
+        """Enqueue in order (aiokafka keeps per-partition order of enqueued records)."""
+        assert self.producer is not None
+        return [
+            await self.producer.send(m.topic, m.value, key=m.key, headers=m.headers)
+            for m in messages
+        ]
+
+    async def settle_acks(self) -> None:
+        """Wait for the producer to acknowledge everything handed to it so far."""
+        if self._acks is not None:
+            for partition, offset in (await self._acks).items():
+                self._acked[partition] = max(offset, self._acked.get(partition, -1))
+            self._acks = None
+
+    async def _forget_acked(self) -> None:
+        await self.settle_acks()
+        if self._acked:
+            await self._store(self.store.outbox_done, self._acked)
+            self._acked = {}
+
+    # -- partitions --------------------------------------------------------------------------
+    async def release(self) -> None:
+        """Partitions are being revoked: finish the batch being handled, wait for its
+        messages to be acknowledged, and drop anything fetched ahead."""
+        async with self._handling:
+            self._generation += 1
+            await self._forget_acked()
+
+    async def take_over(self, assigned: list[TopicPartition]) -> None:
+        """Produce what a previous owner of these partitions committed but did not get
+        acknowledged, then resume each partition where the store says."""
+        assert self.consumer is not None
+        async with self._handling:
+            self._generation += 1
+            await self._forget_acked()  # or they would count as pending below
+            partitions = sorted(tp.partition for tp in assigned if tp.topic == self.topic)
+            while pending := await self._store(self.store.outbox_pending, partitions):
+                await asyncio.gather(*await self._send(pending))
+                await self._store(self.store.outbox_done, through(pending))
+                log.info(f"{self.name}.outbox_recovered", messages=len(pending))
+            stored = await self._store(self.store.offsets, self.topic)
+            log.info(
+                f"{self.name}.assigned",
+                partitions=partitions,
+                resume_at={p: stored[p] for p in partitions if p in stored},
+            )
+            for tp in assigned:
+                if tp.partition in stored:
+                    self.consumer.seek(tp, stored[tp.partition])
+                else:
+                    await self.consumer.seek_to_beginning(tp)
+
+    # -- one batch ---------------------------------------------------------------------------
+    async def fetch(self, timeout_ms: int = 500) -> Batch[P] | None:
+        """Fetch a batch and prepare it on every worker thread."""
+        assert self.consumer is not None
+        fetched = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.max_batch)
+        if not fetched:
+            return None
+        started = time.perf_counter()
+        generation = self._generation
+        incoming = [
+            Incoming(
+                m.value or b"",
+                list(m.headers or ()),
+                m.key,
+                f"{tp.topic}/{tp.partition}/{m.offset}",
+                tp.partition,
+                m.offset,
+            )
+            for tp, messages in fetched.items()
+            for m in messages
+        ]
+        loop = asyncio.get_running_loop()
+        size = -(-len(incoming) // self.workers)
+        chunks = [incoming[i : i + size] for i in range(0, len(incoming), size)]
+        results = await asyncio.gather(
+            *(loop.run_in_executor(self._pool, self.prepare, chunk) for chunk in chunks)
+        )
+        return Batch(
+            incoming,
+            [r for chunk in results for r in chunk],
+            {tp: messages[-1].offset + 1 for tp, messages in fetched.items()},
+            generation,
+            started,
+        )
+
+    def _commit(
+        self, batch: Batch[P], forget: dict[int, int]
+    ) -> tuple[dict[str, int], list[OutboxMessage]]:
+        """One store transaction for the batch (on a worker thread)."""
+        with self.store.transaction():
+            self.store.outbox_done(forget)
+            stored = self.store.offsets(self.topic)
+            fresh = [(m, p) for m, p in batch.items() if m.offset >= stored.get(m.partition, 0)]
+            counts = self.handle(fresh) if fresh else {}
+            if len(fresh) < len(batch.incoming):  # a rebalance moved a fetch position back
+                counts["skipped"] = len(batch.incoming) - len(fresh)
+            next_offsets: dict[int, int] = {}
+            for m, _ in fresh:
+                next_offsets[m.partition] = m.offset + 1
+            self.store.set_offsets(self.topic, next_offsets)
+        return counts, self.store.last_outbox
+
+    async def settle(self, batch: Batch[P]) -> int:
+        """Handle a prepared batch and hand its messages to the producer; return how many
+        messages it handled (none if its partitions moved since it was fetched)."""
+        assert self.consumer is not None
+        async with self._handling:
+            if batch.generation != self._generation:
+                return 0  # fetched under an assignment that has changed
+            await self.settle_acks()  # the previous batch's messages are on the broker
+            forget, self._acked = self._acked, {}
+            counts: dict[str, int]
+            outbox: list[OutboxMessage]
+            counts, outbox = await self._store(self._commit, batch, forget)
+            futures = await self._send(outbox)
+            self._acks = asyncio.create_task(_through_when_acked(outbox, futures))
+        handled: int = len(batch.incoming) - counts.get("skipped", 0)
+        self.processed += handled
+        self.batch_done(batch, counts)
+        if counts.get("skipped"):
+            log.info(f"{self.name}.skipped_handled", count=counts["skipped"])
+        # Kafka's group offsets only inform lag tooling; the store is authoritative.
+        with contextlib.suppress(Exception):
+            await self.consumer.commit(batch.next_offsets)
+        return handled
+
+    def batch_done(self, batch: Batch[P], counts: dict[str, int]) -> None:
+        """A hook for metrics once a batch is committed."""
+
+    async def step(self, timeout_ms: int = 500) -> int:
+        """Fetch, handle and route one batch, one stage after the other; return how many
+        messages it handled. :meth:`serve` overlaps the stages instead."""
+        batch = await self.fetch(timeout_ms)
+        if batch is None:
+            async with self._handling:
+                await self._forget_acked()
+            return 0
+        return await self.settle(batch)
+
+    # -- life cycle --------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap_servers,
+            acks="all",
+            enable_idempotence=self.idempotence,
+            linger_ms=2,
+            client_id=self.name,
+        )
+        await self.producer.start()
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.bootstrap_servers,
+            group_id=self.group_id,
+            client_id=self.name,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+        self.consumer.subscribe([self.topic], listener=_ResumeFromStore(self))
+        await self.consumer.start()
+        log.info(f"{self.name}.started", topic=self.topic, bootstrap=self.bootstrap_servers)
+
+    async def stop(self) -> None:
+        try:
+            async with self._handling:
+                await self._forget_acked()
+        finally:
+            if self.consumer is not None:
+                await self.consumer.stop()
+            if self.producer is not None:
+                await self.producer.stop()
+            self._pool.shutdown(wait=False)
+            log.info(f"{self.name}.stopped", processed=self.processed)
+
+    async def serve(self, stop: asyncio.Event) -> None:
+        """Handle batches until ``stop`` is set, fetching and preparing one ahead."""
+        ahead: asyncio.Task[Batch[P] | None] = asyncio.create_task(self.fetch())
+        try:
+            while not stop.is_set():
+                batch = await ahead
+                ahead = asyncio.create_task(self.fetch())
+                if batch is None:
+                    async with self._handling:
+                        await self._forget_acked()
+                else:
+                    await self.settle(batch)
+        finally:
+            ahead.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ahead  # a batch fetched ahead is not handled: refetched next time
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.start()
+        try:
+            await self.serve(stop)
+        finally:
+            await self.stop()
+
+
+async def _through_when_acked(
+    outbox: list[OutboxMessage], futures: list[asyncio.Future[Any]]
+) -> dict[int, int]:
+    await asyncio.gather(*futures)
+    return through(outbox)
