@@ -33,9 +33,9 @@ def _pg_reachable() -> str | None:
     return None
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """A fresh PostgreSQL schema per test; skips only outside CI when no server answers."""
+def pg_schema_url(request: pytest.FixtureRequest) -> str:
+    """A fresh PostgreSQL schema, dropped when the test ends; skips only outside CI when
+    no server answers."""
     problem = _pg_reachable()
     if problem is not None:
         if IN_CI:
@@ -44,12 +44,20 @@ def pg_url() -> Iterator[str]:
     schema = f"crg_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
-    sep = "&" if "?" in PG_URL else "?"
-    try:
-        yield f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
-    finally:
+
+    def drop() -> None:
         with psycopg.connect(PG_URL, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+    request.addfinalizer(drop)
+    sep = "&" if "?" in PG_URL else "?"
+    return f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture
+def pg_url(request: pytest.FixtureRequest) -> str:
+    """A fresh PostgreSQL schema per test."""
+    return pg_schema_url(request)
 
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from ..stream.database import Database, connect
+from ..stream.database import Database, connect, overlapping_sql
 from ..stream.outbox import Headers, Outbox, OutboxMessage, offsets, pack_headers, set_offsets
 from ..stream.outbox import unpack_headers as unpack_headers
 from .blocks import Block, Status
@@ -26,6 +26,7 @@ BLOCK_COLUMNS = (
     "registry_id, series, start_no, end_no, project_id, host_party, vintage, "
     "unit_type, account, status, labels, issued_by"
 )
+_OVERLAPPING = overlapping_sql("blocks", BLOCK_COLUMNS)
 
 
 _STATUS = {s.value: s for s in Status}
@@ -153,13 +154,8 @@ class LedgerStore:
 
     # -- blocks (LedgerView) ---------------------------------------------------------------
     def overlapping(self, registry_id: str, series: str, start: int, end: int) -> list[Block]:
-        # Blocks never overlap, so: from the last block starting at or before the range
-        # (it may reach in) to the last one starting inside it; one walk of the primary key.
         rows = self._exec(
-            f"SELECT {BLOCK_COLUMNS} FROM blocks WHERE registry_id = ? AND series = ?"
-            " AND start_no <= ? AND start_no >= coalesce((SELECT max(start_no) FROM blocks"
-            " WHERE registry_id = ? AND series = ? AND start_no <= ?), ?) ORDER BY start_no",
-            (registry_id, series, end, registry_id, series, start, start),
+            _OVERLAPPING, (registry_id, series, end, registry_id, series, start, start)
         ).fetchall()
         return [_block(r) for r in rows if r[3] >= start]
 

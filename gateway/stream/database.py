@@ -56,6 +56,20 @@ class Database:
         self.conn.close()
 
 
+def overlapping_sql(table: str, columns: str) -> str:
+    """Rows of ``table`` sharing a unit with a range, for tables of non-overlapping
+    inclusive ranges keyed by (registry_id, series, start_no). Parameters: registry,
+    series, range end, registry, series, range start, range start. From the last row
+    starting at or before the range to the last starting inside it: one walk of the
+    primary key. The first row may end before the range: callers drop it."""
+    return (
+        f"SELECT {columns} FROM {table} WHERE registry_id = ? AND series = ?"
+        " AND start_no <= ? AND start_no >= coalesce((SELECT max(start_no) FROM"
+        f" {table} WHERE registry_id = ? AND series = ? AND start_no <= ?), ?)"
+        " ORDER BY start_no"
+    )
+
+
 def connect(url: str, *, sqlite_ddl: str, postgres_ddl: str) -> Database:
     """``sqlite:///path/file.sqlite`` (or a bare path), or ``postgresql://…``; creates
     the tables if they do not exist."""

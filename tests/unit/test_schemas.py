@@ -33,8 +33,17 @@ def fully_compatible_with_all(versions: list[dict[str, Any]]) -> list[str]:
     return problems
 
 
-def test_every_stored_version_is_fully_compatible_with_every_earlier_one() -> None:
-    versions = [v.raw for v in registry_event_versions()]
+SUBJECTS = ["registry-event", "itmo-action"]
+
+
+def test_every_schema_file_belongs_to_a_tested_subject() -> None:
+    subjects = {path.name.split(".v")[0] for path in schema_dir().glob("*.avsc")}
+    assert subjects == set(SUBJECTS)
+
+
+@pytest.mark.parametrize("subject", SUBJECTS)
+def test_every_stored_version_is_fully_compatible_with_every_earlier_one(subject: str) -> None:
+    versions = [v.raw for v in load_subject(subject)]
     assert versions, "no stored schema versions"
     assert fully_compatible_with_all(versions) == []
 
@@ -94,7 +103,11 @@ def _walk_named(schema: Any, seen: list[dict[str, Any]]) -> None:
             _walk_named(item, seen)
 
 
-@pytest.mark.parametrize("version", registry_event_versions(), ids=lambda v: f"v{v.version}")
+@pytest.mark.parametrize(
+    "version",
+    [v for subject in SUBJECTS for v in load_subject(subject)],
+    ids=lambda v: f"{v.subject}.v{v.version}",
+)
 def test_every_field_and_named_type_is_documented(version: Any) -> None:
     named: list[dict[str, Any]] = []
     _walk_named(version.raw, named)

@@ -1,0 +1,106 @@
+"""``crg adapter national --party GHA``: one Party's ITMO ledger kept from the verified
+topic, each new action emitted on ``crg.article6.itmo-actions``.
+
+A :class:`~gateway.stream.process.ConsumerProcess`: preparing decodes the verified
+events on worker threads; handling applies each to the Party's store with its tracking
+record, in the batch's one transaction, and queues the Party's new actions in the
+outbox. An event applied before (a replay, or the gateway's identical repeat after a
+crash) changes nothing and emits nothing.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from gateway.broker.topics import Topics
+from gateway.contract.codec import default_codec
+from gateway.contract.errors import ContractError
+from gateway.contract.models import RegistryEvent
+from gateway.stream.process import ConsumerProcess, Incoming
+
+from .message import action_headers, encode_action
+from .rules import Numbering, itmo_effect
+from .store import NationalStore
+
+log = structlog.get_logger("crg.national")
+
+
+def consumer_group(topics: Topics, party: str) -> str:
+    """Each Party its own consumer group: several Parties run side by side."""
+    return topics.group(f"national.{party.lower()}")
+
+
+class NationalAdapter(ConsumerProcess[RegistryEvent | None]):
+    name = "crg-national"
+
+    def __init__(
+        self,
+        *,
+        bootstrap_servers: str,
+        store: NationalStore,
+        topics: Topics,
+        numbering: Numbering | None = None,
+        idempotence: bool = False,
+        max_batch: int = 2000,
+    ) -> None:
+        super().__init__(
+            bootstrap_servers=bootstrap_servers,
+            store=store,
+            topic=topics.verified,
+            group_id=consumer_group(topics, store.party),
+            idempotence=idempotence,
+            max_batch=max_batch,
+        )
+        self.national = store
+        self.topics = topics
+        self.party = store.party
+        self.numbering = numbering or store.numbering
+
+    def prepare(self, chunk: list[Incoming]) -> list[RegistryEvent | None]:
+        codec = default_codec()
+        out: list[RegistryEvent | None] = []
+        for msg in chunk:
+            try:
+                out.append(RegistryEvent.from_avro(codec.decode(msg.value)))
+            except (ContractError, ValueError) as exc:
+                # the gateway let it through: a schema this build does not know, or a
+                # message written to the verified topic by something else
+                log.error("national.undecodable", source=msg.source, error=str(exc)[:200])
+                out.append(None)
+        return out
+
+    def handle(self, items: list[tuple[Incoming, RegistryEvent | None]]) -> dict[str, int]:
+        store, counts = self.national, {"applied": 0, "repeat": 0, "undecodable": 0, "actions": 0}
+        key = self.party.encode()
+        for msg, event in items:
+            if event is None:
+                counts["undecodable"] += 1
+                continue
+            if store.applied(event.registry_id, event.event_id):
+                counts["repeat"] += 1
+                continue
+            effect = itmo_effect(event, store, self.numbering)
+            mine = store.apply(event.registry_id, event.event_id, msg.source, effect)
+            for action in mine:
+                store.outbox_add(
+                    msg.partition,
+                    msg.offset,
+                    self.topics.itmo_actions,
+                    key,
+                    encode_action(action),
+                    action_headers(action),
+                )
+                log.info(
+                    "national.action",
+                    party=self.party,
+                    action=action.action_type.value,
+                    itmo_first=str(action.first_id),
+                    quantity=action.quantity,
+                    event_id=event.event_id,
+                    registry=event.registry_id,
+                )
+            for note in effect.notes:
+                log.warning("national.note", party=self.party, event_id=event.event_id, note=note)
+            counts["applied"] += 1
+            counts["actions"] += len(mine)
+        return counts

@@ -1,0 +1,451 @@
+"""A Party's national-registry store: SQLite (default) or PostgreSQL, chosen by URL.
+
+Everything the adapter changes for a batch — the units it knows, the Party's ITMO
+actions, the tracking record of each applied event, the consumed offsets and the outbox
+of actions to emit — commits in one transaction, so replaying any part of the verified
+topic changes nothing already applied (the ``eventsourcing`` library's tracking-record
+pattern).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.stream.database import Database, connect, overlapping_sql
+from gateway.stream.outbox import Headers, Outbox, OutboxMessage, offsets, set_offsets
+
+from .actions import FIELDS, ItmoAction
+from .identifier import ItmoId
+from .rules import Effect, Numbering
+from .schema import POSTGRES, SQLITE
+from .units import Article6Block, Issuance, ItmoState
+
+BLOCK_COLUMNS = (
+    "registry_id, series, start_no, end_no, project_id, vintage, unit_type, label, state,"
+    " holder_party, account"
+)
+ISSUANCE_COLUMNS = (
+    "registry_id, series, start_no, end_no, project_id, host_party, vintage, unit_type"
+)
+ACTION_COLUMNS = ", ".join(FIELDS)
+_BLOCKS_OVERLAPPING = overlapping_sql("article6_blocks", BLOCK_COLUMNS)
+_ISSUANCES_OVERLAPPING = overlapping_sql("issuances", ISSUANCE_COLUMNS)
+#: the order actions of one event are told in
+ACTION_ORDER = "occurred_at, event_id, unit_first, action_type"
+
+
+def _block(r: Sequence[Any]) -> Article6Block:
+    return Article6Block(
+        r[0],
+        r[1],
+        int(r[2]),
+        int(r[3]),
+        r[4],
+        int(r[5]),
+        r[6],
+        r[7],
+        ItmoState(r[8]),
+        r[9],
+        r[10],
+    )
+
+
+def _action(r: Sequence[Any]) -> ItmoAction:
+    return ItmoAction.from_row(dict(zip(FIELDS, r, strict=True)))
+
+
+@dataclass(frozen=True)
+class ItmoBlock:
+    """A block of a Party's ITMOs as the query API shows it."""
+
+    first_id: str
+    last_id: str
+    quantity: int
+    state: str
+    holder_party: str
+    account: str | None
+    vintage: int
+    cooperative_approach: str
+    authorization_id: str
+    first_transferring_party: str
+    registry_id: str
+    series: str
+    unit_first: int
+    unit_last: int
+    project_id: str
+    cursor: str  # pass as ``after`` for the next page
+
+
+@dataclass(frozen=True)
+class Query:
+    """Filters of the ITMO list (all optional)."""
+
+    state: str | None = None
+    vintage: int | None = None
+    cooperative_approach: str | None = None
+    action_type: str | None = None  # blocks that underwent an action of this type
+    since: str | None = None  # blocks with an action at or after this time (ISO 8601)
+    until: str | None = None  # … before this time
+    after: str | None = None  # paging cursor
+    limit: int = 100
+
+
+class NationalStore:
+    """Open with :func:`open_national_store`. One per Party; not thread-safe."""
+
+    def __init__(self, db: Database, party: str, numbering: Numbering) -> None:
+        self.db = db
+        self.party = party
+        self.numbering = numbering
+        self._outbox = Outbox(db)
+        self._in_tx = False
+        self.last_outbox: list[OutboxMessage] = []
+
+    # -- transactions ----------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[NationalStore]:
+        if self._in_tx:
+            raise RuntimeError("nested transaction")
+        self._in_tx = True
+        self._outbox.queued = []
+        try:
+            with self.db.transaction():
+                yield self
+                written = self._outbox.write()
+            self.last_outbox = written
+        finally:
+            self._in_tx = False
+            self._outbox.queued = []
+
+    def close(self) -> None:
+        self.db.close()
+
+    def ping(self) -> None:
+        self.db.execute("SELECT 1").fetchone()
+
+    # -- the units view (rules.UnitsView) ---------------------------------------------------
+    def article6_blocks(
+        self, registry_id: str, series: str, start: int, end: int
+    ) -> list[Article6Block]:
+        rows = self.db.execute(
+            _BLOCKS_OVERLAPPING, (registry_id, series, end, registry_id, series, start, start)
+        ).fetchall()
+        return [_block(r) for r in rows if int(r[3]) >= start]
+
+    def issuances(self, registry_id: str, series: str, start: int, end: int) -> list[Issuance]:
+        rows = self.db.execute(
+            _ISSUANCES_OVERLAPPING,
+            (registry_id, series, end, registry_id, series, start, start),
+        ).fetchall()
+        return [
+            Issuance(r[0], r[1], int(r[2]), int(r[3]), r[4], r[5], int(r[6]), r[7])
+            for r in rows
+            if int(r[3]) >= start
+        ]
+
+    def account_party(self, registry_id: str, account: str) -> str | None:
+        row = self.db.execute(
+            "SELECT party FROM accounts WHERE registry_id = ? AND account = ?",
+            (registry_id, account),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
+    # -- applying an event -------------------------------------------------------------------
+    def applied(self, registry_id: str, event_id: str) -> bool:
+        """The tracking record: was this event applied already?"""
+        row = self.db.execute(
+            "SELECT 1 FROM applied_events WHERE registry_id = ? AND event_id = ?",
+            (registry_id, event_id),
+        ).fetchone()
+        return row is not None
+
+    def apply(
+        self, registry_id: str, event_id: str, source: str, effect: Effect
+    ) -> list[ItmoAction]:
+        """Write an event's effect and its tracking record; return this Party's actions."""
+        if not self._in_tx:
+            raise RuntimeError("apply outside a transaction")
+        db = self.db
+        db.many(
+            "DELETE FROM article6_blocks WHERE registry_id = ? AND series = ? AND start_no = ?",
+            [(b.registry_id, b.series, b.start) for b in effect.remove],
+        )
+        db.many(
+            f"INSERT INTO article6_blocks ({BLOCK_COLUMNS}, host_party)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    b.registry_id,
+                    b.series,
+                    b.start,
+                    b.end,
+                    b.project_id,
+                    b.vintage,
+                    b.unit_type,
+                    b.authorization,
+                    b.state.value,
+                    b.holder_party,
+                    b.account,
+                    b.auth.host_party,
+                )
+                for b in effect.add
+            ],
+        )
+        if effect.issuance is not None:
+            i = effect.issuance
+            db.execute(
+                f"INSERT INTO issuances ({ISSUANCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    i.registry_id,
+                    i.series,
+                    i.start,
+                    i.end,
+                    i.project_id,
+                    i.host_party,
+                    i.vintage,
+                    i.unit_type,
+                ),
+            )
+        db.many(
+            "INSERT INTO accounts (registry_id, account, party) VALUES (?, ?, ?)"
+            " ON CONFLICT (registry_id, account) DO UPDATE SET party = excluded.party",
+            [(registry_id, a, p) for a, p in sorted(effect.accounts.items())],
+        )
+        mine = [a for a in effect.actions if a.party == self.party]
+        placeholders = ", ".join("?" * len(FIELDS))
+        db.many(
+            f"INSERT INTO itmo_actions ({ACTION_COLUMNS}) VALUES ({placeholders})",
+            [tuple(a.row()[f] for f in FIELDS) for a in mine],
+        )
+        db.execute(
+            "INSERT INTO applied_events (registry_id, event_id, actions, source)"
+            " VALUES (?, ?, ?, ?)",
+            (registry_id, event_id, len(mine), source),
+        )
+        return mine
+
+    # -- consumed positions and the outbox ---------------------------------------------------
+    def offsets(self, topic: str) -> dict[int, int]:
+        return offsets(self.db, topic)
+
+    def set_offsets(self, topic: str, next_offsets: dict[int, int]) -> None:
+        set_offsets(self.db, topic, next_offsets)
+
+    def outbox_add(
+        self,
+        partition: int,
+        offset: int,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: Headers,
+    ) -> None:
+        if not self._in_tx:
+            raise RuntimeError("outbox_add outside a transaction")
+        self._outbox.add(partition, offset, topic, key, value, headers)
+
+    def outbox_pending(
+        self, partitions: Sequence[int] | None = None, limit: int = 10_000
+    ) -> list[OutboxMessage]:
+        return self._outbox.pending(partitions, limit)
+
+    def outbox_done(self, through: Mapping[int, int]) -> None:
+        if self._in_tx:
+            self._outbox.done(through)
+            return
+        with self.transaction():
+            self._outbox.done(through)
+
+    # -- reading the Party's ITMO ledger -----------------------------------------------------
+    def actions(
+        self,
+        *,
+        action_type: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        year: int | None = None,
+    ) -> list[ItmoAction]:
+        """The Party's actions in the order they happened."""
+        clauses, params = ["party = ?"], [self.party]
+        for column, op, value in (
+            ("action_type", "=", action_type),
+            ("occurred_at", ">=", since if year is None else f"{year:04d}-01-01"),
+            ("occurred_at", "<", until if year is None else f"{year + 1:04d}-01-01"),
+        ):
+            if value is not None:
+                clauses.append(f"{column} {op} ?")
+                params.append(value)
+        rows = self.db.execute(
+            f"SELECT {ACTION_COLUMNS} FROM itmo_actions WHERE {' AND '.join(clauses)}"
+            f" ORDER BY {ACTION_ORDER}",
+            params,
+        ).fetchall()
+        return [_action(r) for r in rows]
+
+    def history(self, itmo_id: ItmoId) -> list[ItmoAction]:
+        """Every action of the Party on the block holding this ITMO, in order."""
+        rows = self.db.execute(
+            f"SELECT {ACTION_COLUMNS} FROM itmo_actions WHERE party = ?"
+            " AND cooperative_approach = ? AND party_registry = ?"
+            " AND first_transferring_party = ? AND vintage = ?"
+            " AND serial_first <= ? AND serial_last >= ?"
+            f" ORDER BY {ACTION_ORDER}",
+            (
+                self.party,
+                itmo_id.cooperative_approach,
+                itmo_id.party_registry,
+                itmo_id.first_transferring_party,
+                itmo_id.vintage,
+                itmo_id.serial,
+                itmo_id.serial,
+            ),
+        ).fetchall()
+        return [_action(r) for r in rows]
+
+    def _party_blocks(self, extra: str = "", params: Sequence[Any] = ()) -> list[Article6Block]:
+        rows = self.db.execute(
+            f"SELECT {BLOCK_COLUMNS} FROM article6_blocks"
+            f" WHERE (host_party = ? OR holder_party = ?) {extra}"
+            " ORDER BY registry_id, series, start_no",
+            (self.party, self.party, *params),
+        ).fetchall()
+        return [_block(r) for r in rows]
+
+    def itmos(self, query: Query) -> list[ItmoBlock]:
+        """The Party's ITMO blocks — authorized by it or held under its jurisdiction —
+        filtered and paged (keyset on the underlying units)."""
+        clauses, params = [], []
+        if query.state:
+            clauses.append("state = ?")
+            params.append(query.state)
+        if query.vintage is not None:
+            clauses.append("vintage = ?")
+            params.append(query.vintage)
+        if query.after:
+            registry, series, start = _cursor(query.after)
+            clauses.append(
+                "(registry_id > ? OR (registry_id = ? AND (series > ? OR"
+                " (series = ? AND start_no > ?))))"
+            )
+            params += [registry, registry, series, series, start]
+        extra = "".join(f" AND {c}" for c in clauses)
+        wanted = None
+        if query.action_type or query.since or query.until:
+            wanted = self.actions(
+                action_type=query.action_type, since=query.since, until=query.until
+            )
+        out: list[ItmoBlock] = []
+        for b in self._party_blocks(extra, params):
+            auth = b.auth
+            if query.cooperative_approach and auth.cooperative_approach != (
+                query.cooperative_approach
+            ):
+                continue
+            if wanted is not None and not any(
+                a.registry_id == b.registry_id
+                and a.series == b.series
+                and a.unit_first <= b.end
+                and a.unit_last >= b.start
+                for a in wanted
+            ):
+                continue
+            out.append(self._view(b))
+            if len(out) >= query.limit:
+                break
+        return out
+
+    def _view(self, b: Article6Block) -> ItmoBlock:
+        auth = b.auth
+        offset = self.numbering.offset(b.registry_id)
+        registry = self.numbering.registry_of(auth.host_party)
+        first = ItmoId(
+            auth.cooperative_approach, registry, auth.host_party, b.start + offset, b.vintage
+        )
+        return ItmoBlock(
+            first_id=str(first),
+            last_id=str(first.with_serial(b.end + offset)),
+            quantity=b.size,
+            state=b.state.value,
+            holder_party=b.holder_party,
+            account=b.account,
+            vintage=b.vintage,
+            cooperative_approach=auth.cooperative_approach,
+            authorization_id=auth.authorization_id,
+            first_transferring_party=auth.host_party,
+            registry_id=b.registry_id,
+            series=b.series,
+            unit_first=b.start,
+            unit_last=b.end,
+            project_id=b.project_id,
+            cursor=json.dumps([b.registry_id, b.series, b.start]),
+        )
+
+    def holdings(self) -> list[ItmoBlock]:
+        """ITMOs held under the Party's jurisdiction now (not used, cancelled, revoked)."""
+        return [
+            self._view(b)
+            for b in self._party_blocks(
+                " AND holder_party = ? AND state IN (?, ?)",
+                (self.party, "AUTHORIZED", "FIRST_TRANSFERRED"),
+            )
+        ]
+
+    def counts(self) -> dict[str, int]:
+        (applied,) = self.db.execute("SELECT count(*) FROM applied_events").fetchone()
+        (actions,) = self.db.execute(
+            "SELECT count(*) FROM itmo_actions WHERE party = ?", (self.party,)
+        ).fetchone()
+        return {"applied_events": int(applied), "actions": int(actions)}
+
+    def digest(self) -> str:
+        """SHA-256 over the Party's actions (by id) and its ITMO blocks (by units):
+        equal ledgers, equal digests, whatever order the events were applied in."""
+        h = hashlib.sha256()
+        rows = self.db.execute(
+            f"SELECT {ACTION_COLUMNS} FROM itmo_actions WHERE party = ? ORDER BY action_id",
+            (self.party,),
+        ).fetchall()
+        for r in rows:
+            h.update(json.dumps(list(r), separators=(",", ":")).encode() + b"\n")
+        for b in self._party_blocks():
+            h.update(
+                json.dumps(
+                    [
+                        b.registry_id,
+                        b.series,
+                        b.start,
+                        b.end,
+                        b.project_id,
+                        b.vintage,
+                        b.unit_type,
+                        b.authorization,
+                        b.state.value,
+                        b.holder_party,
+                        b.account,
+                    ],
+                    separators=(",", ":"),
+                ).encode()
+            )
+            h.update(b"\n")
+        return h.hexdigest()
+
+
+def _cursor(text: str) -> tuple[str, str, int]:
+    try:
+        registry, series, start = json.loads(text)
+        return str(registry), str(series), int(start)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"not a paging cursor: {text!r}") from exc
+
+
+def open_national_store(url: str, party: str, numbering: Numbering | None = None) -> NationalStore:
+    """``sqlite:///path/GHA.sqlite`` (or a bare path), or ``postgresql://…`` — one
+    database (or PostgreSQL schema) per Party."""
+    return NationalStore(
+        connect(url, sqlite_ddl=SQLITE, postgres_ddl=POSTGRES), party, numbering or Numbering()
+    )

@@ -1,0 +1,195 @@
+"""One contract for the national-registry store: SQLite and PostgreSQL pass the very same
+tests. The expected rows follow the hand-written stories of tests/unit/test_itmo_rules.py."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.national_registry.identifier import parse
+from adapters.national_registry.memory import MemoryUnits
+from adapters.national_registry.rules import Numbering, itmo_effect
+from adapters.national_registry.store import NationalStore, Query, open_national_store
+from gateway.contract.models import RegistryEvent
+from tests.conftest import pg_schema_url
+from tests.factories import envelope
+from tests.unit.test_itmo_rules import GHANA_LOA, NDC_ONLY, issue, label, retire, transfer
+
+Opener = Callable[[str, str], NationalStore]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def open_party(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+    """Opens stores of one backend; each Party (and each name) its own database."""
+    opened: list[NationalStore] = []
+
+    def open_store(party: str, name: str) -> NationalStore:
+        if request.param == "sqlite":
+            url = f"sqlite://{tmp_path / f'{name}.sqlite'}"
+        else:
+            url = pg_schema_url(request)
+        opened.append(open_national_store(url, party))
+        return opened[-1]
+
+    yield open_store
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def ghana(open_party: Opener) -> NationalStore:
+    return open_party("GHA", "gha")
+
+
+def events(
+    project: str, payloads: list[dict[str, Any]], first_month: int = 1, registry: str = "verra"
+) -> list[RegistryEvent]:
+    return [
+        RegistryEvent.model_validate(
+            envelope(
+                p,
+                event_id=f"{project}-e{i}",
+                registry_id=registry,
+                sequence=i,
+                project_id=project,
+                occurred_at=f"2026-{first_month + i:02d}-01T12:00:00Z",
+            )
+        )
+        for i, p in enumerate(payloads, 1)
+    ]
+
+
+STORY = [  # Ghana's story: authorization with first transfer, Switzerland, CORSIA
+    issue(1000, 1999, []),
+    label("AuthorizationLabelApplied", 1000, 1999, GHANA_LOA),
+    transfer(1000, 1399, "ch-buyer", "CHE"),
+    retire(
+        1400,
+        1499,
+        "gh-proponent",
+        purpose="OIMP",
+        oimp_scheme="CORSIA",
+        beneficiary="Airline X",
+        retired_on="2026-04-02",
+    ),
+]
+
+
+def apply_all(store: NationalStore, stream: list[RegistryEvent]) -> int:
+    """Apply like the adapter does: skip what the tracking records say was applied."""
+    applied = 0
+    with store.transaction():
+        for e in stream:
+            if store.applied(e.registry_id, e.event_id):
+                continue
+            store.apply(e.registry_id, e.event_id, "test", itmo_effect(e, store, store.numbering))
+            applied += 1
+    return applied
+
+
+def test_the_store_records_what_the_rules_say(ghana: NationalStore) -> None:
+    stream = events("GH-1", STORY)
+    memory = MemoryUnits()
+    for e in stream:
+        memory.apply(e.registry_id, itmo_effect(e, memory, Numbering()))
+    assert apply_all(ghana, stream) == 4
+    ours = [a for a in memory.actions if a.party == "GHA"]
+    assert ghana.actions() == ours
+    assert [a.action_type.value for a in ours] == [
+        "AUTHORIZATION",
+        "FIRST_TRANSFER",
+        "TRANSFER",
+        "USE_OIMP",
+    ]
+    assert [(b.unit_first, b.unit_last, b.state, b.holder_party) for b in ghana.itmos(Query())] == [
+        (1000, 1399, "FIRST_TRANSFERRED", "CHE"),  # authorized by Ghana, held in Switzerland
+        (1400, 1499, "USED", "GHA"),
+        (1500, 1999, "FIRST_TRANSFERRED", "GHA"),
+    ]
+    assert [(h.first_id, h.last_id, h.quantity) for h in ghana.holdings()] == [
+        ("CA0007-GHA01-GHA-1500-2024", "CA0007-GHA01-GHA-1999-2024", 500)
+    ]
+
+
+def test_replay_changes_nothing(ghana: NationalStore) -> None:
+    stream = events("GH-1", STORY)
+    apply_all(ghana, stream)
+    digest, counts = ghana.digest(), ghana.counts()
+    assert apply_all(ghana, stream) == 0  # every tracking record is there
+    assert (ghana.digest(), ghana.counts()) == (digest, counts)
+    assert counts == {"applied_events": 4, "actions": 4}
+
+
+def test_a_failed_transaction_leaves_no_trace(ghana: NationalStore) -> None:
+    (first, *_) = events("GH-1", STORY)
+    before = ghana.digest()
+    with pytest.raises(RuntimeError), ghana.transaction():
+        ghana.apply(first.registry_id, first.event_id, "t", itmo_effect(first, ghana, Numbering()))
+        raise RuntimeError("crash")
+    assert ghana.digest() == before
+    assert not ghana.applied(first.registry_id, first.event_id)
+
+
+def test_digest_does_not_depend_on_the_order_of_projects(
+    open_party: Opener, ghana: NationalStore
+) -> None:
+    """Projects sit in different partitions, read in no set order: same ledger anyway."""
+    gh1 = events("GH-1", STORY)
+    gh2 = events(
+        "GH-2",
+        [
+            {
+                **issue(1000, 1099, [NDC_ONLY]),
+                "project": {"project_id": "GH-2", "host_party": "GHA", "methodology": "AMS-II.G"},
+            },
+            transfer(1000, 1049, "ch-buyer", "CHE"),
+        ],
+        registry="gold-standard",  # another registry numbers its units independently
+    )
+    other = open_party("GHA", "other")
+    apply_all(ghana, gh1 + gh2)
+    apply_all(other, [e for pair in zip(gh2, gh1[:2], strict=True) for e in pair] + gh1[2:])
+    assert ghana.digest() == other.digest()
+    assert len(ghana.actions()) == 6
+
+
+def test_query_filters_paging_and_history(ghana: NationalStore) -> None:
+    apply_all(ghana, events("GH-1", STORY))
+    first_page = ghana.itmos(Query(limit=2))
+    assert [b.unit_first for b in first_page] == [1000, 1400]
+    assert [b.unit_first for b in ghana.itmos(Query(after=first_page[-1].cursor))] == [1500]
+    assert [b.unit_first for b in ghana.itmos(Query(state="USED"))] == [1400]
+    assert [b.unit_first for b in ghana.itmos(Query(action_type="TRANSFER"))] == [1000]
+    assert ghana.itmos(Query(vintage=2023)) == []
+    assert len(ghana.itmos(Query(cooperative_approach="CA0007"))) == 3
+    assert ghana.itmos(Query(cooperative_approach="CA0001")) == []
+    # events happen on the first of months 2 to 5: the retirement alone is after mid-April
+    assert [b.unit_first for b in ghana.itmos(Query(since="2026-04-15T00:00:00Z"))] == [1400]
+    assert [b.unit_first for b in ghana.itmos(Query(until="2026-03-15T00:00:00Z"))] == [
+        1000,
+        1400,
+        1500,
+    ]
+    assert ghana.itmos(Query(until="2026-02-01T00:00:00Z")) == []
+    history = ghana.history(parse("CA0007-GHA01-GHA-1200-2024"))
+    assert [a.action_type.value for a in history] == ["AUTHORIZATION", "FIRST_TRANSFER", "TRANSFER"]
+    assert [a.action_type.value for a in ghana.history(parse("CA0007-GHA01-GHA-1450-2024"))] == [
+        "AUTHORIZATION",
+        "FIRST_TRANSFER",
+        "USE_OIMP",
+    ]
+    assert ghana.history(parse("CA0007-GHA01-GHA-2000-2024")) == []
+    with pytest.raises(ValueError, match="paging cursor"):
+        ghana.itmos(Query(after="nonsense"))
+
+
+def test_each_party_keeps_its_own_side(open_party: Opener) -> None:
+    switzerland = open_party("CHE", "che")
+    apply_all(switzerland, events("GH-1", STORY))
+    assert [(a.action_type.value, a.transferring_party) for a in switzerland.actions()] == [
+        ("ACQUISITION", "GHA")
+    ]
+    assert [(h.unit_first, h.unit_last) for h in switzerland.holdings()] == [(1000, 1399)]
