@@ -83,6 +83,7 @@ class ItmoAction:
     unit_last: int
     quantity: int
     purposes: str  # authorized purposes, e.g. "NDC and OIMP"
+    first_transfer_definition: str | None  # the host Party's choice for OIMP, if any
     transferring_party: str | None = None
     acquiring_party: str | None = None
     using_party: str | None = None

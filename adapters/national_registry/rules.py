@@ -141,6 +141,7 @@ class _Recorder:
                 unit_last=piece.end,
                 quantity=piece.size,
                 purposes=auth.purposes_text,
+                first_transfer_definition=auth.first_transfer_definition,
                 **extra,  # type: ignore[arg-type]
             )
         )

@@ -63,6 +63,7 @@ CREATE TABLE IF NOT EXISTS itmo_actions (
     unit_last    BIGINT NOT NULL,
     quantity     BIGINT NOT NULL,
     purposes     TEXT NOT NULL,
+    first_transfer_definition TEXT,
     transferring_party TEXT,
     acquiring_party    TEXT,
     using_party  TEXT,

@@ -1,0 +1,116 @@
+"""AEF export from a Party's store, on the hand-written stories: the exact rows, and
+totals that reconcile with the ledger."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from openpyxl import load_workbook
+
+from adapters.national_registry.aef import SHEETS, Submission, tables, write_csv, write_xlsx
+from adapters.national_registry.store import NationalStore
+from tests.integration.test_national_store import (  # noqa: F401 - fixtures
+    STORY,
+    apply_all,
+    events,
+    ghana,
+    open_party,
+)
+
+SUBMITTED = dt.date(2027, 3, 31)
+
+
+def test_ghana_2026_tables(ghana: NationalStore) -> None:
+    # the story happens on 1 Feb (issue), 1 Mar (authorize), 1 Apr (to CHE), 1 May (CORSIA)
+    apply_all(ghana, events("GH-1", STORY))
+    data = tables(ghana.actions(), Submission("GHA", 2026, submitted_on=SUBMITTED))
+    assert data["submission"][1] == ["GHA", "1.0", 2026, "31/03/2027", "", "", 2021, 2030, ""]
+    (authorization,) = data["authorizations"][1:]
+    assert authorization[:5] == ["GHA-LoA-2025-001", "01/03/2026", "CA0007", 1, 1000]
+    assert authorization[10] == "NDC and OIMP"
+    assert authorization[17] == "Authorisation"  # the first transfer definition for OIMP
+    header, *rows = data["actions"]
+    col = {name: i for i, name in enumerate(header)}
+    picked = [
+        (r[col["Action date"]], r[col["Action type"]], r[col["Action subtype"]],
+         r[col["First ID"]], r[col["Last ID"]], r[col["Underlying unit registry ID"]],
+         r[col["First unit ID"]], r[col["Quantity (t CO2 eq)"]],
+         r[col["Acquiring participating Party ID"]],
+         r[col["Purpose for which the ITMO has been used towards or cancelled for OIMP"]])
+        for r in rows
+    ]  # fmt: skip
+    assert picked == [
+        ("01/03/2026", "Authorization", "", "CA0007-GHA01-GHA-1000-2024",
+         "CA0007-GHA01-GHA-1999-2024", "VCS", 1000, 1000, "NA", ""),
+        ("01/03/2026", "First transfer", "Authorization", "CA0007-GHA01-GHA-1000-2024",
+         "CA0007-GHA01-GHA-1999-2024", "VCS", 1000, 1000, "NA", ""),
+        ("01/04/2026", "Transfer", "", "CA0007-GHA01-GHA-1000-2024",
+         "CA0007-GHA01-GHA-1399-2024", "VCS", 1000, 400, "CHE", ""),
+        ("01/05/2026", "Use", "", "CA0007-GHA01-GHA-1400-2024", "CA0007-GHA01-GHA-1499-2024",
+         "VCS", 1400, 100, "NA", "CORSIA"),
+    ]  # fmt: skip
+    # 31 December: Ghana holds the 500 units neither transferred nor used
+    header, *holdings = data["holdings"]
+    assert [(h[4], h[5], h[12]) for h in holdings] == [
+        ("CA0007-GHA01-GHA-1500-2024", "CA0007-GHA01-GHA-1999-2024", 500)
+    ]
+    # reconciles with the live ledger
+    assert sum(h[12] for h in holdings) == sum(h.quantity for h in ghana.holdings())
+    summary = dict(data["summary"][1:])
+    assert summary["Quantity held at 31 December"] == 500
+    assert summary["Corresponding adjustments to add (first transfers in the year)"] == 1000
+    assert summary["Quantity: Transfer"] == 400
+
+
+def test_year_end_snapshot_is_frozen(ghana: NationalStore) -> None:
+    """2025's holdings know nothing of 2026; 2027's equal the end of 2026."""
+    apply_all(ghana, events("GH-1", STORY))
+    empty = tables(ghana.actions(), Submission("GHA", 2025, submitted_on=SUBMITTED))
+    assert empty["actions"][1:] == [] and empty["holdings"][1:] == []
+    later = tables(ghana.actions(), Submission("GHA", 2027, submitted_on=SUBMITTED))
+    assert later["actions"][1:] == []
+    assert [h[12] for h in later["holdings"][1:]] == [500]
+
+
+def test_switzerland_reports_its_acquisition(open_party) -> None:  # type: ignore[no-untyped-def]
+    switzerland = open_party("CHE", "che")
+    apply_all(switzerland, events("GH-1", STORY))
+    data = tables(switzerland.actions(), Submission("CHE", 2026, submitted_on=SUBMITTED))
+    header, *rows = data["actions"]
+    col = {name: i for i, name in enumerate(header)}
+    assert [
+        (
+            r[col["Action type"]],
+            r[col["Transferring participating Party ID"]],
+            r[col["Quantity (t CO2 eq)"]],
+        )
+        for r in rows
+    ] == [("Acquisition", "GHA", 400)]
+    assert data["authorizations"][1:] == []  # Switzerland authorized nothing
+    assert [h[12] for h in data["holdings"][1:]] == [400]
+
+
+def test_xlsx_and_csv_hold_the_same_tables(ghana: NationalStore, tmp_path: Path) -> None:
+    apply_all(ghana, events("GH-1", STORY))
+    data = tables(ghana.actions(), Submission("GHA", 2026, submitted_on=SUBMITTED))
+    write_xlsx(tmp_path / "aef.xlsx", data)
+    book = load_workbook(tmp_path / "aef.xlsx", read_only=True)
+    assert book.sheetnames == list(SHEETS.values())
+    for name, rows in data.items():
+        read = [list(r) for r in book[SHEETS[name]].iter_rows(values_only=True)]
+        assert read == [[None if v == "" else v for v in row] for row in rows]
+    files = write_csv(tmp_path / "csv", data)
+    with files[2].open(encoding="utf-8") as f:
+        assert [r[1] for r in csv.reader(f)][1:] == [
+            "Authorization", "First transfer", "Transfer", "Use"
+        ]  # fmt: skip
+
+
+@pytest.mark.parametrize("year", [1999, 2026])
+def test_rows_have_as_many_cells_as_headers(ghana: NationalStore, year: int) -> None:
+    apply_all(ghana, events("GH-1", STORY))
+    for rows in tables(ghana.actions(), Submission("GHA", year)).values():
+        assert {len(r) for r in rows[1:]} <= {len(rows[0])}
