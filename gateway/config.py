@@ -53,6 +53,22 @@ class Settings(BaseSettings):
     gateway_max_batch: int = Field(
         2000, ge=1, le=100_000, description="Messages judged per ledger transaction."
     )
+    national_store_url: str | None = Field(
+        None,
+        description="National-registry store, one per Party: sqlite:///path or "
+        "postgresql://…; '{party}' is replaced by the Party code (default: a SQLite file "
+        "per Party in the data directory).",
+    )
+    itmo_party_registries: dict[str, str] = Field(
+        default_factory=dict,
+        description='Party ITMO registry ids where not "<party>01", e.g. {"GHA": "GHA02"}.',
+    )
+    itmo_serial_offsets: dict[str, int] = Field(
+        default_factory=dict,
+        description="ITMO serial = program unit number + this offset, per program registry "
+        "(give registries whose unit numbers overlap different offsets).",
+    )
+    national_http_port: int = Field(8081, ge=0, le=65535)
     http_host: str = Field("127.0.0.1", description="HTTP bind address (loopback by default).")
     http_port: int = Field(8080, ge=0, le=65535)
     max_message_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
@@ -68,6 +84,11 @@ class Settings(BaseSettings):
         return (
             self.ledger_url or f"sqlite://{(self.data_dir / 'gateway' / 'ledger.sqlite').resolve()}"
         )
+
+    def national_url(self, party: str) -> str:
+        if self.national_store_url:
+            return self.national_store_url.replace("{party}", party)
+        return f"sqlite://{(self.data_dir / 'national' / f'{party}.sqlite').resolve()}"
 
     @property
     def resolved_private_key_dir(self) -> Path:

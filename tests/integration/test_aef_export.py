@@ -12,13 +12,7 @@ from openpyxl import load_workbook
 
 from adapters.national_registry.aef import SHEETS, Submission, tables, write_csv, write_xlsx
 from adapters.national_registry.store import NationalStore
-from tests.integration.test_national_store import (  # noqa: F401 - fixtures
-    STORY,
-    apply_all,
-    events,
-    ghana,
-    open_party,
-)
+from tests.integration.national import STORY, apply_all, events
 
 SUBMITTED = dt.date(2027, 3, 31)
 

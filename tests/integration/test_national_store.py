@@ -3,91 +3,14 @@ tests. The expected rows follow the hand-written stories of tests/unit/test_itmo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
-
 import pytest
 
 from adapters.national_registry.identifier import parse
 from adapters.national_registry.memory import MemoryUnits
 from adapters.national_registry.rules import Numbering, itmo_effect
-from adapters.national_registry.store import NationalStore, Query, open_national_store
-from gateway.contract.models import RegistryEvent
-from tests.conftest import pg_schema_url
-from tests.factories import envelope
-from tests.unit.test_itmo_rules import GHANA_LOA, NDC_ONLY, issue, label, retire, transfer
-
-Opener = Callable[[str, str], NationalStore]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def open_party(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
-    """Opens stores of one backend; each Party (and each name) its own database."""
-    opened: list[NationalStore] = []
-
-    def open_store(party: str, name: str) -> NationalStore:
-        if request.param == "sqlite":
-            url = f"sqlite://{tmp_path / f'{name}.sqlite'}"
-        else:
-            url = pg_schema_url(request)
-        opened.append(open_national_store(url, party))
-        return opened[-1]
-
-    yield open_store
-    for store in opened:
-        store.close()
-
-
-@pytest.fixture
-def ghana(open_party: Opener) -> NationalStore:
-    return open_party("GHA", "gha")
-
-
-def events(
-    project: str, payloads: list[dict[str, Any]], first_month: int = 1, registry: str = "verra"
-) -> list[RegistryEvent]:
-    return [
-        RegistryEvent.model_validate(
-            envelope(
-                p,
-                event_id=f"{project}-e{i}",
-                registry_id=registry,
-                sequence=i,
-                project_id=project,
-                occurred_at=f"2026-{first_month + i:02d}-01T12:00:00Z",
-            )
-        )
-        for i, p in enumerate(payloads, 1)
-    ]
-
-
-STORY = [  # Ghana's story: authorization with first transfer, Switzerland, CORSIA
-    issue(1000, 1999, []),
-    label("AuthorizationLabelApplied", 1000, 1999, GHANA_LOA),
-    transfer(1000, 1399, "ch-buyer", "CHE"),
-    retire(
-        1400,
-        1499,
-        "gh-proponent",
-        purpose="OIMP",
-        oimp_scheme="CORSIA",
-        beneficiary="Airline X",
-        retired_on="2026-04-02",
-    ),
-]
-
-
-def apply_all(store: NationalStore, stream: list[RegistryEvent]) -> int:
-    """Apply like the adapter does: skip what the tracking records say was applied."""
-    applied = 0
-    with store.transaction():
-        for e in stream:
-            if store.applied(e.registry_id, e.event_id):
-                continue
-            store.apply(e.registry_id, e.event_id, "test", itmo_effect(e, store, store.numbering))
-            applied += 1
-    return applied
+from adapters.national_registry.store import NationalStore, Query
+from tests.integration.national import STORY, Opener, apply_all, events
+from tests.unit.test_itmo_rules import NDC_ONLY, issue, transfer
 
 
 def test_the_store_records_what_the_rules_say(ghana: NationalStore) -> None:

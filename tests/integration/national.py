@@ -1,0 +1,62 @@
+"""Shared material for the national-registry tests: Ghana's story as events, and applying
+events to a store the way the adapter does."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from adapters.national_registry.rules import itmo_effect
+from adapters.national_registry.store import NationalStore
+from gateway.contract.models import RegistryEvent
+from tests.factories import envelope
+from tests.unit.test_itmo_rules import GHANA_LOA, issue, label, retire, transfer
+
+#: opens a store of the test's backend for a Party: (party, database name) → store
+Opener = Callable[[str, str], NationalStore]
+
+
+def events(
+    project: str, payloads: list[dict[str, Any]], first_month: int = 1, registry: str = "verra"
+) -> list[RegistryEvent]:
+    return [
+        RegistryEvent.model_validate(
+            envelope(
+                p,
+                event_id=f"{project}-e{i}",
+                registry_id=registry,
+                sequence=i,
+                project_id=project,
+                occurred_at=f"2026-{first_month + i:02d}-01T12:00:00Z",
+            )
+        )
+        for i, p in enumerate(payloads, 1)
+    ]
+
+
+STORY = [  # Ghana's story: authorization with first transfer, Switzerland, CORSIA
+    issue(1000, 1999, []),
+    label("AuthorizationLabelApplied", 1000, 1999, GHANA_LOA),
+    transfer(1000, 1399, "ch-buyer", "CHE"),
+    retire(
+        1400,
+        1499,
+        "gh-proponent",
+        purpose="OIMP",
+        oimp_scheme="CORSIA",
+        beneficiary="Airline X",
+        retired_on="2026-04-02",
+    ),
+]
+
+
+def apply_all(store: NationalStore, stream: list[RegistryEvent]) -> int:
+    """Apply like the adapter does: skip what the tracking records say was applied."""
+    applied = 0
+    with store.transaction():
+        for e in stream:
+            if store.applied(e.registry_id, e.event_id):
+                continue
+            store.apply(e.registry_id, e.event_id, "test", itmo_effect(e, store, store.numbering))
+            applied += 1
+    return applied
