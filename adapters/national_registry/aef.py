@@ -242,7 +242,7 @@ def tables(actions: Sequence[ItmoAction], submission: Submission) -> dict[str, l
     for row in acts:
         key = row[1] + (f" ({row[2]})" if row[2] else "")
         totals[key] = totals.get(key, 0) + int(row[15])
-    summary = [
+    summary: list[list[Any]] = [
         ["Party", party],
         ["Reported year", year],
         ["Action rows", len(acts)],

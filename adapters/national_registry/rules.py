@@ -20,7 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from gateway.contract.models import (
     AuthorizationLabelApplied,
@@ -108,7 +108,7 @@ class _Recorder:
         action_type: ActionType,
         party: str,
         subtype: Subtype | None = None,
-        **extra: object,
+        **extra: Any,
     ) -> None:
         auth = piece.auth
         offset = self.numbering.offset(piece.registry_id)
@@ -142,7 +142,7 @@ class _Recorder:
                 quantity=piece.size,
                 purposes=auth.purposes_text,
                 first_transfer_definition=auth.first_transfer_definition,
-                **extra,  # type: ignore[arg-type]
+                **extra,
             )
         )
 
@@ -407,7 +407,7 @@ def _used(
             oimp or auth.first_transfer_definition == "USE_OR_CANCELLATION"
         ):
             rec.first_transfer(piece, Subtype.AT_USE_OR_CANCELLATION)
-        common = {"using_party": p.using_party, "using_entity": p.beneficiary}
+        common: dict[str, Any] = {"using_party": p.using_party, "using_entity": p.beneficiary}
         if oimp:
             rec.record(
                 piece, ActionType.USE_OIMP, holder, oimp_purpose=p.oimp_scheme or "OIMP", **common

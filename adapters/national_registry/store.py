@@ -319,7 +319,8 @@ class NationalStore:
     def itmos(self, query: Query) -> list[ItmoBlock]:
         """The Party's ITMO blocks — authorized by it or held under its jurisdiction —
         filtered and paged (keyset on the underlying units)."""
-        clauses, params = [], []
+        clauses: list[str] = []
+        params: list[Any] = []
         if query.state:
             clauses.append("state = ?")
             params.append(query.state)
