@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -110,7 +110,7 @@ class ItmoAction:
         return self.first_id.with_serial(self.serial_last)
 
     def row(self) -> dict[str, Any]:
-        data = asdict(self)
+        data = {name: getattr(self, name) for name in FIELDS}
         data["action_type"] = self.action_type.value
         data["ca_sign"] = self.ca_sign.value if self.ca_sign else None
         return data

@@ -100,7 +100,7 @@ class NationalAdapter(ConsumerProcess[RegistryEvent | None]):
                     registry=event.registry_id,
                 )
             for note in effect.notes:
-                log.warning("national.note", party=self.party, event_id=event.event_id, note=note)
+                log.info("national.note", party=self.party, event_id=event.event_id, note=note)
             counts["applied"] += 1
             counts["actions"] += len(mine)
         return counts

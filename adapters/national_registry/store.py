@@ -220,7 +220,7 @@ class NationalStore:
         placeholders = ", ".join("?" * len(FIELDS))
         db.many(
             f"INSERT INTO itmo_actions ({ACTION_COLUMNS}) VALUES ({placeholders})",
-            [tuple(a.row()[f] for f in FIELDS) for a in mine],
+            [tuple(a.row().values()) for a in mine],
         )
         db.execute(
             "INSERT INTO applied_events (registry_id, event_id, actions, source)"

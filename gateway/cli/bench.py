@@ -25,6 +25,10 @@ def register(sub: Any) -> None:
     p.add_argument("-n", type=int, default=20_000, help="events")
     p.add_argument("--store", help="ledger URL (default: SQLite in a temporary folder)")
     p.set_defaults(handler=cmd_bench_gateway)
+    p = bench.add_parser("national", help="ITMO ledger events/s vs the store's bare write rate")
+    p.add_argument("-n", type=int, default=20_000, help="accepted events")
+    p.add_argument("--store", help="postgresql://… (default: SQLite in a temporary folder)")
+    p.set_defaults(handler=cmd_bench_national)
 
 
 def _rate(fn: Callable[[], object], n: int, repeat: int) -> float:
@@ -181,6 +185,15 @@ def cmd_bench_gateway(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
 
     from ..bench_gateway import report, run
+
+    print(report(asyncio.run(run(args.n, args.store))))
+    return 0
+
+
+def cmd_bench_national(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from adapters.national_registry.bench import report, run
 
     print(report(asyncio.run(run(args.n, args.store))))
     return 0
