@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,6 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from adapters.national_registry.http import make_national_app
 from adapters.national_registry.store import NationalStore, open_national_store
+from gateway.broker.local import LocalBroker, free_port
 from gateway.cli.main import main as crg
 from tests.integration.national import STORY, apply_all, events
 
@@ -120,3 +128,34 @@ def test_itmo_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert crg([*base, "itmo", "show", "--party", "GHA", "--store", url, "CA1-x"]) == 2
     with pytest.raises(SystemExit):
         crg([*base, "itmo", "list", "--party", "XXX"])
+
+
+def test_the_adapter_command_serves_and_stops_cleanly(tmp_path: Path, broker: LocalBroker) -> None:
+    """``crg adapter national`` as operators run it: answers /readyz, then SIGTERM ends
+    it with status 0."""
+    port = free_port()
+    env = {**os.environ, "CRG_TOPIC_PREFIX": f"nat{os.getpid()}", "CRG_LOG_FORMAT": "json"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "--data-dir", str(tmp_path), "--bootstrap-servers",
+         broker.bootstrap_servers, "adapter", "national", "--party", "GHA", "--create-topics",
+         "--http", "--http-port", str(port)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        ready = None
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+                    ready = r.status
+                    break
+            except OSError:
+                time.sleep(0.3)
+        assert ready == 200, process.stderr.read() if process.poll() is not None else "no answer"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/parties/GHA/itmos") as r:
+            assert json.load(r) == {"party": "GHA", "itmos": [], "next": None}
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=60)
+    assert process.returncode == 0, err
+    assert (tmp_path / "national" / "GHA.sqlite").exists()
