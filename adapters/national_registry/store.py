@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from gateway.stream.database import Database, connect, overlapping_sql
-from gateway.stream.outbox import Headers, Outbox, OutboxMessage, offsets, set_offsets
+from gateway.stream.store import TransactionalStore
 
 from .actions import FIELDS, ItmoAction
 from .identifier import ItmoId
@@ -95,38 +94,13 @@ class Query:
     limit: int = 100
 
 
-class NationalStore:
+class NationalStore(TransactionalStore):
     """Open with :func:`open_national_store`. One per Party; not thread-safe."""
 
     def __init__(self, db: Database, party: str, numbering: Numbering) -> None:
-        self.db = db
+        super().__init__(db)
         self.party = party
         self.numbering = numbering
-        self._outbox = Outbox(db)
-        self._in_tx = False
-        self.last_outbox: list[OutboxMessage] = []
-
-    # -- transactions ----------------------------------------------------------------------
-    @contextmanager
-    def transaction(self) -> Iterator[NationalStore]:
-        if self._in_tx:
-            raise RuntimeError("nested transaction")
-        self._in_tx = True
-        self._outbox.queued = []
-        try:
-            with self.db.transaction():
-                yield self
-                written = self._outbox.write()
-            self.last_outbox = written
-        finally:
-            self._in_tx = False
-            self._outbox.queued = []
-
-    def close(self) -> None:
-        self.db.close()
-
-    def ping(self) -> None:
-        self.db.execute("SELECT 1").fetchone()
 
     # -- the units view (rules.UnitsView) ---------------------------------------------------
     def article6_blocks(
@@ -168,8 +142,7 @@ class NationalStore:
         self, registry_id: str, event_id: str, source: str, effect: Effect
     ) -> list[ItmoAction]:
         """Write an event's effect and its tracking record; return this Party's actions."""
-        if not self._in_tx:
-            raise RuntimeError("apply outside a transaction")
+        self._require_transaction("apply")
         db = self.db
         db.many(
             "DELETE FROM article6_blocks WHERE registry_id = ? AND series = ? AND start_no = ?",
@@ -228,38 +201,6 @@ class NationalStore:
             (registry_id, event_id, len(mine), source),
         )
         return mine
-
-    # -- consumed positions and the outbox ---------------------------------------------------
-    def offsets(self, topic: str) -> dict[int, int]:
-        return offsets(self.db, topic)
-
-    def set_offsets(self, topic: str, next_offsets: dict[int, int]) -> None:
-        set_offsets(self.db, topic, next_offsets)
-
-    def outbox_add(
-        self,
-        partition: int,
-        offset: int,
-        topic: str,
-        key: bytes | None,
-        value: bytes,
-        headers: Headers,
-    ) -> None:
-        if not self._in_tx:
-            raise RuntimeError("outbox_add outside a transaction")
-        self._outbox.add(partition, offset, topic, key, value, headers)
-
-    def outbox_pending(
-        self, partitions: Sequence[int] | None = None, limit: int = 10_000
-    ) -> list[OutboxMessage]:
-        return self._outbox.pending(partitions, limit)
-
-    def outbox_done(self, through: Mapping[int, int]) -> None:
-        if self._in_tx:
-            self._outbox.done(through)
-            return
-        with self.transaction():
-            self._outbox.done(through)
 
     # -- reading the Party's ITMO ledger -----------------------------------------------------
     def actions(

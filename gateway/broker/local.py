@@ -77,8 +77,12 @@ class LocalBroker:
         finally:
             if out is not subprocess.DEVNULL:
                 out.close()  # type: ignore[union-attr]
-        self._wait_listening(timeout)
-        log.info("broker.started", bootstrap=self.bootstrap_servers, pid=self._process.pid)
+        try:
+            self._wait_listening(timeout)
+            log.info("broker.started", bootstrap=self.bootstrap_servers, pid=self._process.pid)
+        except BaseException:
+            self.stop()  # never leave an orphan broker behind a failed start
+            raise
         return self
 
     def _wait_listening(self, timeout: float) -> None:

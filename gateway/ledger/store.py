@@ -10,14 +10,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..stream.database import Database, connect, overlapping_sql
-from ..stream.outbox import Headers, Outbox, OutboxMessage, offsets, pack_headers, set_offsets
+from ..stream.outbox import Headers, pack_headers
 from ..stream.outbox import unpack_headers as unpack_headers
+from ..stream.store import TransactionalStore
 from .blocks import Block, Status
 from .rules import Change
 from .schema import POSTGRES, SQLITE
@@ -91,48 +91,26 @@ class RejectedRecord:
     reprocessed_at: str | None
 
 
-class LedgerStore:
+class LedgerStore(TransactionalStore):
     """Open with :func:`open_ledger`. Not thread-safe: one gateway worker thread uses it."""
 
     def __init__(self, db: Database) -> None:
-        self.db = db
-        self.dialect = db.dialect
-        self._in_tx = False
-        self._outbox = Outbox(db)
         self._rejected_rows: list[tuple[Any, ...]] = []
         self._highs: dict[str, int] = {}
         self._dirty_highs: set[str] = set()
-        #: what the last committed transaction put in the outbox, in order
-        self.last_outbox: list[OutboxMessage] = []
+        super().__init__(db)
 
-    # -- plumbing ------------------------------------------------------------------------
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self.db.execute(sql, params)
 
     def _many(self, sql: str, rows: list[tuple[Any, ...]]) -> None:
         self.db.many(sql, rows)
 
-    @contextmanager
-    def transaction(self) -> Iterator[LedgerStore]:
-        """All or nothing. The gateway wraps each batch in one."""
-        if self._in_tx:
-            raise RuntimeError("nested ledger transaction")
-        self._in_tx = True
-        self._reset_pending()
-        try:
-            with self.db.transaction():
-                yield self
-                written = self._write_pending()
-            self.last_outbox = written
-        finally:
-            self._in_tx = False
-            self._reset_pending()
-
-    def _reset_pending(self) -> None:
-        self._outbox.queued, self._rejected_rows = [], []
+    def _begin(self) -> None:
+        self._rejected_rows = []
         self._highs, self._dirty_highs = {}, set()
 
-    def _write_pending(self) -> list[OutboxMessage]:
+    def _before_commit(self) -> None:
         """Rows queued during the transaction, written in one go before it commits."""
         self._many(
             "INSERT INTO rejected_events (registry_id, event_id, reason, message, value,"
@@ -144,13 +122,6 @@ class LedgerStore:
             " ON CONFLICT (registry_id) DO UPDATE SET high = excluded.high",
             [(r, self._highs[r]) for r in sorted(self._dirty_highs)],
         )
-        return self._outbox.write()
-
-    def close(self) -> None:
-        self.db.close()
-
-    def ping(self) -> None:
-        self._exec("SELECT 1").fetchone()
 
     # -- blocks (LedgerView) ---------------------------------------------------------------
     def overlapping(self, registry_id: str, series: str, start: int, end: int) -> list[Block]:
@@ -332,41 +303,6 @@ class LedgerStore:
 
     def mark_reprocessed(self, rejected_id: int, at: str) -> None:
         self._exec("UPDATE rejected_events SET reprocessed_at = ? WHERE id = ?", (at, rejected_id))
-
-    # -- consumed positions and the outbox (see gateway.stream.outbox) ---------------------
-    def offsets(self, topic: str) -> dict[int, int]:
-        return offsets(self.db, topic)
-
-    def set_offsets(self, topic: str, next_offsets: dict[int, int]) -> None:
-        set_offsets(self.db, topic, next_offsets)
-
-    def outbox_add(
-        self,
-        partition: int,
-        offset: int,
-        topic: str,
-        key: bytes | None,
-        value: bytes,
-        headers: Headers,
-    ) -> None:
-        """Queue a message caused by raw message ``partition``/``offset``; written, in
-        order, when the transaction commits."""
-        if not self._in_tx:
-            raise RuntimeError("outbox_add outside a ledger transaction")
-        self._outbox.add(partition, offset, topic, key, value, headers)
-
-    def outbox_pending(
-        self, partitions: Sequence[int] | None = None, limit: int = 10_000
-    ) -> list[OutboxMessage]:
-        return self._outbox.pending(partitions, limit)
-
-    def outbox_done(self, through: Mapping[int, int]) -> None:
-        """Forget what the broker acknowledged (inside or outside a transaction)."""
-        if self._in_tx:
-            self._outbox.done(through)
-            return
-        with self.transaction():
-            self._outbox.done(through)
 
     # -- whole-ledger views ----------------------------------------------------------------
     def digest(self) -> str:
