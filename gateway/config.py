@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -69,6 +69,21 @@ class Settings(BaseSettings):
         "(give registries whose unit numbers overlap different offsets).",
     )
     national_http_port: int = Field(8081, ge=0, le=65535)
+    international_registry_url: str = Field(
+        "http://127.0.0.1:8090", description="The international registry's interface."
+    )
+    international_registry_token: SecretStr | None = Field(
+        None, description="Bearer token for the international registry (never logged)."
+    )
+    international_client_cert: Path | None = Field(None, description="mTLS client cert (PEM).")
+    international_client_key: Path | None = Field(None, description="mTLS client key (PEM).")
+    international_ca_file: Path | None = Field(None, description="CA bundle for the registry.")
+    international_store_url: str | None = Field(
+        None,
+        description="International-registry adapter store: sqlite:///path or "
+        "postgresql://… (default: SQLite file in the data directory).",
+    )
+    emulator_port: int = Field(8090, ge=0, le=65535)
     http_host: str = Field("127.0.0.1", description="HTTP bind address (loopback by default).")
     http_port: int = Field(8080, ge=0, le=65535)
     max_message_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
@@ -89,6 +104,11 @@ class Settings(BaseSettings):
         if self.national_store_url:
             return self.national_store_url.replace("{party}", party)
         return f"sqlite://{(self.data_dir / 'national' / f'{party}.sqlite').resolve()}"
+
+    @property
+    def resolved_international_store_url(self) -> str:
+        default = self.data_dir / "international" / "adapter.sqlite"
+        return self.international_store_url or f"sqlite://{default.resolve()}"
 
     @property
     def resolved_private_key_dir(self) -> Path:

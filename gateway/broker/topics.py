@@ -33,12 +33,24 @@ class Topics:
     def itmo_actions(self) -> str:
         return f"{self.prefix}.article6.itmo-actions"
 
+    @property
+    def itmo_actions_rejected(self) -> str:
+        """Actions the international registry refused, with its answer."""
+        return f"{self.prefix}.article6.itmo-actions.rejected"
+
     def group(self, consumer: str) -> str:
         """Consumer group id of one consumer of these topics (e.g. ``crg.gateway``)."""
         return f"{self.prefix}.{consumer}"
 
     def all(self) -> list[str]:
-        return [self.raw, self.verified, self.rejected, self.alerts, self.itmo_actions]
+        return [
+            self.raw,
+            self.verified,
+            self.rejected,
+            self.alerts,
+            self.itmo_actions,
+            self.itmo_actions_rejected,
+        ]
 
 
 async def ensure_topics(

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from ..config import Settings
 from ..logging import configure_logging
-from . import bench, broker, keys, national, publish, rejected, up
+from . import bench, broker, international, keys, national, publish, rejected, up
 from . import gateway as gateway_cmd
 from .errors import CommandError
 
@@ -20,7 +20,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", help="data directory (default: $CRG_DATA_DIR or ./data)")
     parser.add_argument("--bootstrap-servers", help="Kafka bootstrap servers")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (up, gateway_cmd, national, broker, keys, publish, rejected, bench):
+    for module in (up, gateway_cmd):
+        module.register(sub)
+    adapter = sub.add_parser("adapter", help="run an adapter").add_subparsers(
+        dest="adapter_command", required=True, metavar="ADAPTER"
+    )
+    national.register_adapter(adapter)
+    international.register_adapter(adapter)
+    for module in (national, international, broker, keys, publish, rejected, bench):
         module.register(sub)
     return parser
 

@@ -45,10 +45,7 @@ def open_store(settings: Settings, party: str, url: str | None = None) -> Nation
     return open_national_store(url or settings.national_url(party), party, numbering(settings))
 
 
-def register(sub: Any) -> None:
-    adapter = sub.add_parser("adapter", help="run an adapter").add_subparsers(
-        dest="adapter_command", required=True, metavar="ADAPTER"
-    )
+def register_adapter(adapter: Any) -> None:
     p = adapter.add_parser("national", help="keep a Party's ITMO ledger from the verified topic")
     p.add_argument("--party", type=party_code, required=True, help="ISO 3166-1 alpha-3, e.g. GHA")
     p.add_argument("--store", help="store URL (default: $CRG_NATIONAL_STORE_URL or SQLite)")
@@ -57,6 +54,8 @@ def register(sub: Any) -> None:
     p.add_argument("--create-topics", action="store_true", help="create missing topics first")
     p.set_defaults(handler=cmd_adapter_national)
 
+
+def register(sub: Any) -> None:
     itmo = sub.add_parser(
         "itmo", help="a Party's ITMO ledger: list, show, digest, AEF"
     ).add_subparsers(dest="itmo_command", required=True, metavar="WHAT")

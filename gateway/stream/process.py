@@ -41,6 +41,10 @@ log = structlog.get_logger("crg.stream")
 P = TypeVar("P")  # what preparing a message yields
 
 
+class Interrupted(Exception):
+    """The process is stopping in the middle of a batch."""
+
+
 @dataclass(frozen=True)
 class Incoming:
     value: bytes
@@ -94,6 +98,8 @@ class ConsumerProcess(Generic[P]):
 
     #: client id and log prefix
     name = "crg-process"
+    #: how long a batch may take before the group takes the partitions away
+    max_poll_interval_ms = 300_000
 
     def __init__(
         self,
@@ -122,11 +128,17 @@ class ConsumerProcess(Generic[P]):
         self._db = asyncio.Lock()  # one store user at a time (stores are not thread-safe)
         self._handling = asyncio.Lock()  # held while a batch is handled and handed over
         self._generation = 0  # bumped when partitions move
+        self.stopping = asyncio.Event()  # set when the process is asked to stop
 
     # -- what subclasses provide -------------------------------------------------------------
     def prepare(self, chunk: list[Incoming]) -> list[P]:
         """Work on messages that needs no store; runs on worker threads."""
         raise NotImplementedError
+
+    async def act(self, batch: Batch[P]) -> None:
+        """Async work on a prepared batch before its transaction (e.g. calls to a remote
+        service, whose outcomes :meth:`handle` then records). Raise :class:`Interrupted`
+        to drop the batch uncommitted: it is fetched again after a restart."""
 
     def handle(self, items: list[tuple[Incoming, P]]) -> dict[str, int]:
         """Apply a batch inside the store's open transaction (on a worker thread); queue
@@ -247,6 +259,14 @@ class ConsumerProcess(Generic[P]):
         """Handle a prepared batch and hand its messages to the producer; return how many
         messages it handled (none if its partitions moved since it was fetched)."""
         assert self.consumer is not None
+        if batch.generation != self._generation:
+            return 0  # fetched under an assignment that has changed
+        try:
+            # outside the lock: a rebalance need not wait for remote calls, which are
+            # idempotent, so a partition's next owner may safely make them again
+            await self.act(batch)
+        except Interrupted:
+            return 0  # stopping: not committed, handled again after a restart
         async with self._handling:
             if batch.generation != self._generation:
                 return 0  # fetched under an assignment that has changed
@@ -297,6 +317,7 @@ class ConsumerProcess(Generic[P]):
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            max_poll_interval_ms=self.max_poll_interval_ms,
         )
         self.consumer.subscribe([self.topic], listener=_ResumeFromStore(self))
         await self.consumer.start()
@@ -333,10 +354,16 @@ class ConsumerProcess(Generic[P]):
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.start()
+        watcher = asyncio.create_task(self._watch(stop))
         try:
             await self.serve(stop)
         finally:
+            watcher.cancel()
             await self.stop()
+
+    async def _watch(self, stop: asyncio.Event) -> None:
+        await stop.wait()
+        self.stopping.set()
 
 
 async def _through_when_acked(

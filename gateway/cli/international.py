@@ -1,0 +1,142 @@
+"""``crg adapter international`` and ``crg emulator international``: ITMO actions to the
+international registry's interface, and an emulator of that interface."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from adapters.international_registry.client import Credentials, RegistryClient
+from adapters.international_registry.consumer import InternationalAdapter
+from adapters.international_registry.emulator import Emulator, Faults, make_emulator_app
+from adapters.international_registry.store import open_international_store
+
+from ..broker.topics import Topics, ensure_topics
+from ..config import Settings
+
+log = structlog.get_logger("crg.international")
+
+
+def register_adapter(adapter: Any) -> None:
+    p = adapter.add_parser("international", help="ITMO actions → international registry calls")
+    p.add_argument("--registry-url", help="default: $CRG_INTERNATIONAL_REGISTRY_URL")
+    p.add_argument("--store", help="store URL (default: $CRG_INTERNATIONAL_STORE_URL or SQLite)")
+    p.add_argument("--create-topics", action="store_true", help="create missing topics first")
+    p.set_defaults(handler=cmd_adapter_international)
+
+
+def register(sub: Any) -> None:
+    emulator = sub.add_parser("emulator", help="emulators of external interfaces").add_subparsers(
+        dest="emulator_command", required=True, metavar="WHAT"
+    )
+    p = emulator.add_parser("international", help="serve an international-registry emulator")
+    p.add_argument("--port", type=int, help="default: $CRG_EMULATOR_PORT or 8090")
+    p.add_argument("--error-rate", type=float, default=0.0, help="503/429 before anything")
+    p.add_argument("--reset-rate", type=float, default=0.0, help="connections dropped at once")
+    p.add_argument(
+        "--drop-after-commit-rate", type=float, default=0.0, help="applied, then the answer is lost"
+    )
+    p.add_argument("--latency-ms", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=cmd_emulator_international)
+
+
+def credentials(settings: Settings) -> Credentials:
+    token = settings.international_registry_token
+    return Credentials(
+        token=token.get_secret_value() if token else None,
+        client_cert=str(settings.international_client_cert or "") or None,
+        client_key=str(settings.international_client_key or "") or None,
+        ca_file=str(settings.international_ca_file or "") or None,
+    )
+
+
+async def run_international(
+    settings: Settings,
+    *,
+    registry_url: str | None,
+    store_url: str | None,
+    create_topics: bool,
+    stop: asyncio.Event,
+) -> None:
+    topics = Topics(settings.topic_prefix)
+    if create_topics:
+        await ensure_topics(
+            settings.bootstrap_servers, topics.all(), settings.partitions, settings.replication
+        )
+    store = open_international_store(store_url or settings.resolved_international_store_url)
+    url = registry_url or settings.international_registry_url
+    try:
+        async with RegistryClient(url, credentials(settings)) as client:
+            adapter = InternationalAdapter(
+                bootstrap_servers=settings.bootstrap_servers,
+                store=store,
+                topics=topics,
+                client=client,
+                idempotence=settings.kafka_idempotence,
+            )
+            log.info("international.registry", url=url)
+            await adapter.run(stop)
+    finally:
+        store.close()
+
+
+def _on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+
+def cmd_adapter_international(args: argparse.Namespace, settings: Settings) -> int:
+    async def main() -> None:
+        stop = asyncio.Event()
+        _on_signals(stop)
+        await run_international(
+            settings,
+            registry_url=args.registry_url,
+            store_url=args.store,
+            create_topics=args.create_topics,
+            stop=stop,
+        )
+
+    asyncio.run(main())
+    return 0
+
+
+async def serve_emulator(emulator: Emulator, host: str, port: int, stop: asyncio.Event) -> None:
+    runner = web.AppRunner(make_emulator_app(emulator))
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    log.info("emulator.listening", url=f"http://{host}:{port}")
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def cmd_emulator_international(args: argparse.Namespace, settings: Settings) -> int:
+    token = settings.international_registry_token
+    emulator = Emulator(
+        token=token.get_secret_value() if token else None,
+        faults=Faults(
+            args.error_rate,
+            args.reset_rate,
+            args.drop_after_commit_rate,
+            args.latency_ms,
+            args.seed,
+        ),
+    )
+    port = settings.emulator_port if args.port is None else args.port
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        _on_signals(stop)
+        await serve_emulator(emulator, settings.http_host, port, stop)
+
+    asyncio.run(main())
+    return 0
