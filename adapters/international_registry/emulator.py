@@ -53,6 +53,7 @@ class Emulator:
         self.answers: dict[str, Answer] = {}  # idempotency key → the answer given
         self.applied: dict[str, int] = {}  # action id → times applied (must stay 1)
         self.down = False  # answer 503 to everything (an outage)
+        self.requests = 0  # calls received, faults and outages included
         self.set_faults(faults or Faults())
 
     def set_faults(self, faults: Faults) -> None:
@@ -116,6 +117,7 @@ def make_emulator_app(emulator: Emulator) -> web.Application:
         return hmac.compare_digest(given.encode(), f"Bearer {emulator.token}".encode())
 
     async def record(request: web.Request) -> web.Response:
+        emulator.requests += 1
         if not authorized(request):
             return _json(401, {"error": "unauthorized", "message": "bearer token required"})
         faults = emulator.faults

@@ -1,0 +1,250 @@
+"""The international-registry adapter against the emulator, through the real broker:
+faults on a fifth of the calls (lost answers after commit included), SIGKILLs of the
+adapter in the middle, and an outage of the registry; the emulator must end holding
+exactly the state of every action applied once, in order."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestServer
+from aiokafka import AIOKafkaProducer
+
+from adapters.international_registry.client import Credentials, RegistryClient
+from adapters.international_registry.consumer import InternationalAdapter
+from adapters.international_registry.emulator import Emulator, Faults, make_emulator_app
+from adapters.international_registry.holdings import Refused, Registry
+from adapters.international_registry.loadgen import action_stream
+from adapters.international_registry.resilience import Backoff, CircuitBreaker
+from adapters.international_registry.store import open_international_store
+from adapters.national_registry.actions import ItmoAction
+from adapters.national_registry.message import action_headers, decode_action, encode_action
+from gateway.broker.local import LocalBroker
+from gateway.broker.topics import Topics, ensure_topics
+from tests.integration.harness import read_to_end
+
+REPO = Path(__file__).resolve().parents[2]
+TOKEN = f"t-{uuid.uuid4().hex}"
+FAULTY = Faults(error_rate=0.08, reset_rate=0.04, drop_after_commit_rate=0.08, seed=5)  # 20 %
+
+
+def expected(actions: list[ItmoAction]) -> tuple[dict[str, Any], set[str]]:
+    """The registry's state after every action applied once, in order; and the refused."""
+    registry, refused = Registry(), set()
+    for a in actions:
+        try:
+            registry.apply(a.party, a.action_type.value, a.row())
+        except Refused:
+            refused.add(a.action_id)
+    return registry.state(), refused
+
+
+async def publish(broker: LocalBroker, topics: Topics, actions: list[ItmoAction]) -> None:
+    # one partition: the registry's checks need the order across Parties too
+    await ensure_topics(
+        broker.bootstrap_servers, [topics.itmo_actions, topics.itmo_actions_rejected], 1
+    )
+    producer = AIOKafkaProducer(
+        bootstrap_servers=broker.bootstrap_servers, acks="all", linger_ms=10
+    )
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(
+                topics.itmo_actions,
+                encode_action(a),
+                key=a.party.encode(),
+                headers=action_headers(a),
+            )
+            for a in actions
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+@pytest.fixture
+async def registry() -> AsyncIterator[tuple[Emulator, str]]:
+    emulator = Emulator(token=TOKEN)
+    server = TestServer(make_emulator_app(emulator), host="127.0.0.1")
+    await server.start_server()
+    yield emulator, str(server.make_url("")).rstrip("/")
+    await server.close()
+
+
+async def test_faults_and_an_outage_in_process(
+    broker: LocalBroker, registry: tuple[Emulator, str], tmp_path: Path
+) -> None:
+    emulator, url = registry
+    topics = Topics(f"intl{uuid.uuid4().hex[:8]}")
+    actions = action_stream(600, seed=3)
+    want, refused = expected(actions)
+    assert refused, "the stream must exercise business rejections"
+    await publish(broker, topics, actions)
+    store = open_international_store(f"sqlite://{tmp_path / 'intl.sqlite'}")
+    emulator.set_faults(FAULTY)
+    async with RegistryClient(url, Credentials(token=TOKEN), timeout=2) as client:
+        adapter = InternationalAdapter(
+            bootstrap_servers=broker.bootstrap_servers,
+            store=store,
+            topics=topics,
+            client=client,
+            backoff=Backoff(base=0.01, cap=0.2),
+            breaker=CircuitBreaker(threshold=5, cooldown=0.2, max_cooldown=1.0),
+            seed=1,
+        )
+        await adapter.start()
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 120
+            while adapter.processed < 300:
+                assert loop.time() < deadline
+                await adapter.step(timeout_ms=200)
+            # the registry goes down: the breaker opens, calls become rare, nothing lost
+            emulator.down = True
+            before = emulator.requests
+            step = asyncio.create_task(adapter.step(timeout_ms=200))
+            await asyncio.sleep(3)
+            during = emulator.requests - before
+            assert not step.done()  # waiting, not dropping
+            assert during <= 20, f"{during} calls in 3 s of outage: a busy loop"
+            assert adapter.breaker.opened >= 1
+            emulator.down = False  # it comes back: the adapter resumes by itself
+            await step
+            while adapter.processed < len(actions):
+                assert loop.time() < deadline
+                await adapter.step(timeout_ms=200)
+            await adapter.settle_acks()
+        finally:
+            await adapter.stop()
+    state = await await_state(emulator)
+    assert state == {**want, "applied": len(actions) - len(refused), "applied_twice": []}
+    assert store.counts() == {"recorded": len(actions) - len(refused), "rejected": len(refused)}
+    rejected = await read_to_end(broker, topics.itmo_actions_rejected)
+    assert {decode_action(r.value).action_id for r in rejected} == refused
+    assert {r.headers["crg_registry_error"] for r in rejected} <= {b"already_used", b"unknown_itmo"}
+    store.close()
+
+
+async def await_state(emulator: Emulator) -> dict[str, Any]:
+    return {
+        **emulator.registry.state(),
+        "applied": len(emulator.applied),
+        "applied_twice": sorted(k for k, n in emulator.applied.items() if n > 1),
+    }
+
+
+def answered(path: Path) -> int:
+    if not path.exists():
+        return 0
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
+            return int(db.execute("SELECT count(*) FROM submitted_actions").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+
+
+def start_adapter(broker: LocalBroker, url: str, store: Path, prefix: str) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "CRG_TOPIC_PREFIX": prefix,
+        "CRG_LOG_FORMAT": "json",
+        "CRG_LOG_LEVEL": "warning",
+        "CRG_INTERNATIONAL_REGISTRY_TOKEN": TOKEN,
+    }
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "--bootstrap-servers",
+            broker.bootstrap_servers,
+            "adapter",
+            "international",
+            "--registry-url",
+            url,
+            "--store",
+            f"sqlite://{store}",
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
+
+
+async def test_ten_thousand_actions_with_faults_sigkills_and_an_outage(
+    broker: LocalBroker, registry: tuple[Emulator, str], tmp_path: Path
+) -> None:
+    n = int(os.environ.get("CRG_INTL_ACTIONS", "10000"))
+    kills = int(os.environ.get("CRG_INTL_KILLS", "3"))
+    outage = float(os.environ.get("CRG_OUTAGE_SECONDS", "60"))
+    emulator, url = registry
+    prefix = f"intl{uuid.uuid4().hex[:8]}"
+    actions = action_stream(n)
+    want, refused = expected(actions)
+    await publish(broker, Topics(prefix), actions)
+    emulator.set_faults(FAULTY)
+    store = tmp_path / "intl.sqlite"
+    rng = random.Random(7)
+    marks = sorted(rng.sample(range(n // 10, n * 6 // 10), kills))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 900
+    process = start_adapter(broker, url, store, prefix)
+    try:
+        for mark in marks:  # SIGKILL at random points, restart at once
+            while answered(store) < mark:
+                assert process.poll() is None, process.stderr.read() if process.stderr else ""
+                assert loop.time() < deadline, f"stuck at {answered(store)} of {n}"
+                await asyncio.sleep(0.05)
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+            process = start_adapter(broker, url, store, prefix)
+        # an outage: memory stays flat, calls stay rare, and it catches up by itself
+        while answered(store) < n * 7 // 10:
+            assert loop.time() < deadline, f"stuck at {answered(store)} of {n}"
+            await asyncio.sleep(0.05)
+        emulator.down = True
+        await asyncio.sleep(min(5.0, outage / 4))
+        rss_early, calls_early = rss_mb(process.pid), emulator.requests
+        await asyncio.sleep(outage - min(5.0, outage / 4))
+        rss_late, calls_during = rss_mb(process.pid), emulator.requests - calls_early
+        frozen = answered(store)
+        emulator.down = False
+        assert rss_late - rss_early < 10, f"RSS {rss_early:.0f} → {rss_late:.0f} MB while down"
+        assert calls_during <= outage, f"{calls_during} calls in {outage:.0f} s: a busy loop"
+        while answered(store) < n:
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            assert loop.time() < deadline, f"stuck at {answered(store)} of {n}"
+            await asyncio.sleep(0.1)
+        assert frozen < n  # the outage did hold work back
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    assert process.returncode == 0
+    state = await await_state(emulator)
+    assert state["applied_twice"] == []  # each action applied once, whatever the faults
+    assert state == {**want, "applied": n - len(refused), "applied_twice": []}
+    db = open_international_store(f"sqlite://{store}")
+    assert db.counts() == {"recorded": n - len(refused), "rejected": len(refused)}
+    db.close()
