@@ -29,6 +29,11 @@ def register(sub: Any) -> None:
     p.add_argument("-n", type=int, default=20_000, help="accepted events")
     p.add_argument("--store", help="postgresql://… (default: SQLite in a temporary folder)")
     p.set_defaults(handler=cmd_bench_national)
+    p = bench.add_parser(
+        "international", help="actions/s into the emulator, with and without faults"
+    )
+    p.add_argument("-n", type=int, default=5_000, help="actions")
+    p.set_defaults(handler=cmd_bench_international)
 
 
 def _rate(fn: Callable[[], object], n: int, repeat: int) -> float:
@@ -196,4 +201,13 @@ def cmd_bench_national(args: argparse.Namespace, settings: Settings) -> int:
     from adapters.national_registry.bench import report, run
 
     print(report(asyncio.run(run(args.n, args.store))))
+    return 0
+
+
+def cmd_bench_international(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from adapters.international_registry.bench import report, run
+
+    print(report(args.n, asyncio.run(run(args.n))))
     return 0

@@ -41,6 +41,33 @@ def register(sub: Any) -> None:
     p = rejected.add_parser("show", help="one rejected event, decoded where possible")
     p.add_argument("id", type=int)
     p.set_defaults(handler=cmd_show)
+    p = rejected.add_parser("actions", help="ITMO actions the international registry refused")
+    p.add_argument("--party")
+    p.add_argument("--store", help="default: $CRG_INTERNATIONAL_STORE_URL or SQLite")
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=cmd_actions)
+
+
+def cmd_actions(args: argparse.Namespace, settings: Settings) -> int:
+    from adapters.international_registry.store import open_international_store
+
+    store = open_international_store(args.store or settings.resolved_international_store_url)
+    try:
+        refused = store.submitted(outcome="rejected", party=args.party, limit=args.limit)
+    finally:
+        store.close()
+    for s in refused:
+        if args.json:
+            print(json.dumps(s.__dict__, sort_keys=True))
+        else:
+            print(
+                f"{s.recorded_at}  {s.party}  {s.action_type:<22} {s.action_id}  "
+                f"HTTP {s.status} {s.answer.get('error', '')}: {s.answer.get('message', '')}"
+            )
+    if not args.json:
+        print(f"{len(refused)} refused action(s)")
+    return 0
 
 
 def _select(ledger: LedgerStore, args: argparse.Namespace) -> list[RejectedRecord]:

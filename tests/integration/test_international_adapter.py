@@ -6,6 +6,7 @@ exactly the state of every action applied once, in order."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import random
 import signal
@@ -32,6 +33,7 @@ from adapters.national_registry.actions import ItmoAction
 from adapters.national_registry.message import action_headers, decode_action, encode_action
 from gateway.broker.local import LocalBroker
 from gateway.broker.topics import Topics, ensure_topics
+from gateway.cli.main import main as crg
 from tests.integration.harness import read_to_end
 
 REPO = Path(__file__).resolve().parents[2]
@@ -84,7 +86,10 @@ async def registry() -> AsyncIterator[tuple[Emulator, str]]:
 
 
 async def test_faults_and_an_outage_in_process(
-    broker: LocalBroker, registry: tuple[Emulator, str], tmp_path: Path
+    broker: LocalBroker,
+    registry: tuple[Emulator, str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     emulator, url = registry
     topics = Topics(f"intl{uuid.uuid4().hex[:8]}")
@@ -135,6 +140,24 @@ async def test_faults_and_an_outage_in_process(
     assert {decode_action(r.value).action_id for r in rejected} == refused
     assert {r.headers["crg_registry_error"] for r in rejected} <= {b"already_used", b"unknown_itmo"}
     store.close()
+    # operators see them with crg rejected
+    assert (
+        crg(
+            [
+                "rejected",
+                "actions",
+                "--store",
+                f"sqlite://{tmp_path / 'intl.sqlite'}",
+                "--json",
+                "--limit",
+                "1000",
+            ]
+        )
+        == 0
+    )
+    listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert {r["action_id"] for r in listed} == refused
+    assert {r["status"] for r in listed} == {422}
 
 
 async def await_state(emulator: Emulator) -> dict[str, Any]:
