@@ -54,6 +54,23 @@ def _block(r: Sequence[Any]) -> Article6Block:
     )
 
 
+def _block_row(b: Article6Block) -> tuple[Any, ...]:
+    """A block as stored, in BLOCK_COLUMNS order."""
+    return (
+        b.registry_id,
+        b.series,
+        b.start,
+        b.end,
+        b.project_id,
+        b.vintage,
+        b.unit_type,
+        b.authorization,
+        b.state.value,
+        b.holder_party,
+        b.account,
+    )
+
+
 def _action(r: Sequence[Any]) -> ItmoAction:
     return ItmoAction.from_row(dict(zip(FIELDS, r, strict=True)))
 
@@ -151,23 +168,7 @@ class NationalStore(TransactionalStore):
         db.many(
             f"INSERT INTO article6_blocks ({BLOCK_COLUMNS}, host_party)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    b.registry_id,
-                    b.series,
-                    b.start,
-                    b.end,
-                    b.project_id,
-                    b.vintage,
-                    b.unit_type,
-                    b.authorization,
-                    b.state.value,
-                    b.holder_party,
-                    b.account,
-                    b.auth.host_party,
-                )
-                for b in effect.add
-            ],
+            [(*_block_row(b), b.auth.host_party) for b in effect.add],
         )
         if effect.issuance is not None:
             i = effect.issuance
@@ -355,24 +356,7 @@ class NationalStore(TransactionalStore):
         for r in rows:
             h.update(json.dumps(list(r), separators=(",", ":")).encode() + b"\n")
         for b in self._party_blocks():
-            h.update(
-                json.dumps(
-                    [
-                        b.registry_id,
-                        b.series,
-                        b.start,
-                        b.end,
-                        b.project_id,
-                        b.vintage,
-                        b.unit_type,
-                        b.authorization,
-                        b.state.value,
-                        b.holder_party,
-                        b.account,
-                    ],
-                    separators=(",", ":"),
-                ).encode()
-            )
+            h.update(json.dumps(_block_row(b), separators=(",", ":")).encode())
             h.update(b"\n")
         return h.hexdigest()
 

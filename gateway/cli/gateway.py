@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 from typing import Any
 
 import structlog
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
-from ..broker.topics import Topics, ensure_topics
 from ..config import Settings
 from ..contract.codec import SingleObjectCodec
 from ..contract.schemas import registry_event_versions
@@ -20,6 +18,7 @@ from ..keystore import open_key_storage
 from ..keystore.reloading import ReloadingKeyRing
 from ..ledger.store import open_ledger
 from ..pipeline.gateway import Gateway
+from .running import configured_topics, run_until_signalled, serve_http
 
 log = structlog.get_logger("crg.gateway")
 
@@ -40,11 +39,7 @@ async def run_gateway(
     create_topics: bool,
     stop: asyncio.Event,
 ) -> None:
-    topics = Topics(settings.topic_prefix)
-    if create_topics:
-        await ensure_topics(
-            settings.bootstrap_servers, topics.all(), settings.partitions, settings.replication
-        )
+    topics = await configured_topics(settings, create=create_topics)
     codec = SingleObjectCodec(registry_event_versions(), max_size=settings.max_message_bytes)
     keys = ReloadingKeyRing(open_key_storage(settings.resolved_keys_url))
     ledger = open_ledger(settings.resolved_ledger_url)
@@ -70,14 +65,11 @@ async def run_gateway(
             )
             await producer.start()
             probe = open_ledger(settings.resolved_ledger_url)
-            runner = web.AppRunner(
-                make_app(
-                    producer=producer, keys=keys, codec=codec, topics=topics, ledger_probe=probe
-                )
+            app = make_app(
+                producer=producer, keys=keys, codec=codec, topics=topics, ledger_probe=probe
             )
-            await runner.setup()
             port = settings.http_port if http_port is None else http_port
-            await web.TCPSite(runner, settings.http_host, port).start()
+            runner = await serve_http(app, settings.http_host, port)
             log.info("http.listening", url=f"http://{settings.http_host}:{port}")
         await gateway.run(stop)
     finally:
@@ -91,18 +83,12 @@ async def run_gateway(
 
 
 def cmd_gateway(args: argparse.Namespace, settings: Settings) -> int:
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await run_gateway(
+    return run_until_signalled(
+        lambda stop: run_gateway(
             settings,
             http=args.http,
             http_port=args.http_port,
             create_topics=args.create_topics,
             stop=stop,
         )
-
-    asyncio.run(main())
-    return 0
+    )

@@ -5,19 +5,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 from typing import Any
 
 import structlog
-from aiohttp import web
 
 from adapters.international_registry.client import Credentials, RegistryClient
 from adapters.international_registry.consumer import InternationalAdapter
 from adapters.international_registry.emulator import Emulator, Faults, make_emulator_app
 from adapters.international_registry.store import open_international_store
 
-from ..broker.topics import Topics, ensure_topics
 from ..config import Settings
+from .running import configured_topics, run_until_signalled, serve_http
 
 log = structlog.get_logger("crg.international")
 
@@ -64,11 +62,7 @@ async def run_international(
     create_topics: bool,
     stop: asyncio.Event,
 ) -> None:
-    topics = Topics(settings.topic_prefix)
-    if create_topics:
-        await ensure_topics(
-            settings.bootstrap_servers, topics.all(), settings.partitions, settings.replication
-        )
+    topics = await configured_topics(settings, create=create_topics)
     store = open_international_store(store_url or settings.resolved_international_store_url)
     url = registry_url or settings.international_registry_url
     try:
@@ -86,32 +80,20 @@ async def run_international(
         store.close()
 
 
-def _on_signals(stop: asyncio.Event) -> None:
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-
-
 def cmd_adapter_international(args: argparse.Namespace, settings: Settings) -> int:
-    async def main() -> None:
-        stop = asyncio.Event()
-        _on_signals(stop)
-        await run_international(
+    return run_until_signalled(
+        lambda stop: run_international(
             settings,
             registry_url=args.registry_url,
             store_url=args.store,
             create_topics=args.create_topics,
             stop=stop,
         )
-
-    asyncio.run(main())
-    return 0
+    )
 
 
 async def serve_emulator(emulator: Emulator, host: str, port: int, stop: asyncio.Event) -> None:
-    runner = web.AppRunner(make_emulator_app(emulator))
-    await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    runner = await serve_http(make_emulator_app(emulator), host, port)
     log.info("emulator.listening", url=f"http://{host}:{port}")
     try:
         await stop.wait()
@@ -132,11 +114,6 @@ def cmd_emulator_international(args: argparse.Namespace, settings: Settings) -> 
         ),
     )
     port = settings.emulator_port if args.port is None else args.port
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        _on_signals(stop)
-        await serve_emulator(emulator, settings.http_host, port, stop)
-
-    asyncio.run(main())
-    return 0
+    return run_until_signalled(
+        lambda stop: serve_emulator(emulator, settings.http_host, port, stop)
+    )

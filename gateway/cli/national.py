@@ -8,7 +8,6 @@ import asyncio
 import dataclasses
 import datetime as dt
 import json
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +21,10 @@ from adapters.national_registry.identifier import parse
 from adapters.national_registry.rules import Numbering
 from adapters.national_registry.store import NationalStore, open_national_store
 
-from ..broker.topics import Topics, ensure_topics
 from ..config import Settings
 from ..contract.parties import is_party_code
 from .errors import CommandError
+from .running import configured_topics, run_until_signalled, serve_http
 
 log = structlog.get_logger("crg.national")
 
@@ -100,11 +99,7 @@ async def run_national(
     create_topics: bool,
     stop: asyncio.Event,
 ) -> None:
-    topics = Topics(settings.topic_prefix)
-    if create_topics:
-        await ensure_topics(
-            settings.bootstrap_servers, topics.all(), settings.partitions, settings.replication
-        )
+    topics = await configured_topics(settings, create=create_topics)
     store = open_store(settings, party, store_url)
     adapter = NationalAdapter(
         bootstrap_servers=settings.bootstrap_servers,
@@ -117,10 +112,8 @@ async def run_national(
     try:
         if http:
             reader = open_store(settings, party, store_url)
-            runner = web.AppRunner(make_national_app(reader))
-            await runner.setup()
             port = settings.national_http_port if http_port is None else http_port
-            await web.TCPSite(runner, settings.http_host, port).start()
+            runner = await serve_http(make_national_app(reader), settings.http_host, port)
             log.info(
                 "national.http", url=f"http://{settings.http_host}:{port}/v1/parties/{party}/itmos"
             )
@@ -134,12 +127,8 @@ async def run_national(
 
 
 def cmd_adapter_national(args: argparse.Namespace, settings: Settings) -> int:
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await run_national(
+    return run_until_signalled(
+        lambda stop: run_national(
             settings,
             args.party,
             store_url=args.store,
@@ -148,9 +137,7 @@ def cmd_adapter_national(args: argparse.Namespace, settings: Settings) -> int:
             create_topics=args.create_topics,
             stop=stop,
         )
-
-    asyncio.run(main())
-    return 0
+    )
 
 
 def cmd_itmo_list(args: argparse.Namespace, settings: Settings) -> int:
