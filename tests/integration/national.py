@@ -10,7 +10,7 @@ from adapters.national_registry.rules import itmo_effect
 from adapters.national_registry.store import NationalStore
 from gateway.contract.models import RegistryEvent
 from tests.factories import envelope
-from tests.unit.test_itmo_rules import GHANA_LOA, issue, label, retire, transfer
+from tests.unit.test_itmo_rules import GHANA_LOA, NDC_ONLY, issue, label, retire, transfer
 
 #: opens a store of the test's backend for a Party: (party, database name) → store
 Opener = Callable[[str, str], NationalStore]
@@ -60,3 +60,20 @@ def apply_all(store: NationalStore, stream: list[RegistryEvent]) -> int:
             store.apply(e.registry_id, e.event_id, "test", itmo_effect(e, store, store.numbering))
             applied += 1
     return applied
+
+
+NDC_FLOW = [
+    {**issue(5000, 5499, [NDC_ONLY], vintage="2023"),
+     "project": {"project_id": "GH-2", "host_party": "GHA", "methodology": "AMS-II.G"}},
+    transfer(5000, 5499, "gh-trader", "GHA"),
+    transfer(5000, 5499, "ch-ministry", "CHE", from_account="gh-trader"),
+    retire(5000, 5199, "ch-ministry", purpose="NDC_USE", using_party="CHE",
+           retired_on="2026-06-30"),
+]  # fmt: skip
+REVOKED = [
+    {**issue(8000, 8099, []),
+     "project": {"project_id": "GH-3", "host_party": "GHA", "methodology": "VM0042"}},
+    label("AuthorizationLabelApplied", 8000, 8099, NDC_ONLY),
+    label("AuthorizationLabelRevoked", 8000, 8099, NDC_ONLY),
+    transfer(8000, 8099, "ch-buyer", "CHE"),
+]  # fmt: skip

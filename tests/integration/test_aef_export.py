@@ -12,7 +12,7 @@ from openpyxl import load_workbook
 
 from adapters.national_registry.aef import SHEETS, Submission, tables, write_csv, write_xlsx
 from adapters.national_registry.store import NationalStore
-from tests.integration.national import STORY, apply_all, events
+from tests.integration.national import NDC_FLOW, REVOKED, STORY, apply_all, events
 
 SUBMITTED = dt.date(2027, 3, 31)
 
@@ -29,23 +29,70 @@ def test_ghana_2026_tables(ghana: NationalStore) -> None:
     header, *rows = data["actions"]
     col = {name: i for i, name in enumerate(header)}
     picked = [
-        (r[col["Action date"]], r[col["Action type"]], r[col["Action subtype"]],
-         r[col["First ID"]], r[col["Last ID"]], r[col["Underlying unit registry ID"]],
-         r[col["First unit ID"]], r[col["Quantity (t CO2 eq)"]],
-         r[col["Acquiring participating Party ID"]],
-         r[col["Purpose for which the ITMO has been used towards or cancelled for OIMP"]])
+        (
+            r[col["Action date"]],
+            r[col["Action type"]],
+            r[col["Action subtype"]],
+            r[col["First ID"]],
+            r[col["Last ID"]],
+            r[col["Underlying unit registry ID"]],
+            r[col["First unit ID"]],
+            r[col["Quantity (t CO2 eq)"]],
+            r[col["Acquiring participating Party ID"]],
+            r[col["Purpose for which the ITMO has been used towards or cancelled for OIMP"]],
+        )
         for r in rows
-    ]  # fmt: skip
+    ]
     assert picked == [
-        ("01/03/2026", "Authorization", "", "CA0007-GHA01-GHA-1000-2024",
-         "CA0007-GHA01-GHA-1999-2024", "VCS", 1000, 1000, "NA", ""),
-        ("01/03/2026", "First transfer", "Authorization", "CA0007-GHA01-GHA-1000-2024",
-         "CA0007-GHA01-GHA-1999-2024", "VCS", 1000, 1000, "NA", ""),
-        ("01/04/2026", "Transfer", "", "CA0007-GHA01-GHA-1000-2024",
-         "CA0007-GHA01-GHA-1399-2024", "VCS", 1000, 400, "CHE", ""),
-        ("01/05/2026", "Use", "", "CA0007-GHA01-GHA-1400-2024", "CA0007-GHA01-GHA-1499-2024",
-         "VCS", 1400, 100, "NA", "CORSIA"),
-    ]  # fmt: skip
+        (
+            "01/03/2026",
+            "Authorization",
+            "",
+            "CA0007-GHA01-GHA-1000-2024",
+            "CA0007-GHA01-GHA-1999-2024",
+            "VCS",
+            1000,
+            1000,
+            "NA",
+            "",
+        ),
+        (
+            "01/03/2026",
+            "First transfer",
+            "Authorization",
+            "CA0007-GHA01-GHA-1000-2024",
+            "CA0007-GHA01-GHA-1999-2024",
+            "VCS",
+            1000,
+            1000,
+            "NA",
+            "",
+        ),
+        (
+            "01/04/2026",
+            "Transfer",
+            "",
+            "CA0007-GHA01-GHA-1000-2024",
+            "CA0007-GHA01-GHA-1399-2024",
+            "VCS",
+            1000,
+            400,
+            "CHE",
+            "",
+        ),
+        (
+            "01/05/2026",
+            "Use",
+            "",
+            "CA0007-GHA01-GHA-1400-2024",
+            "CA0007-GHA01-GHA-1499-2024",
+            "VCS",
+            1400,
+            100,
+            "NA",
+            "CORSIA",
+        ),
+    ]
     # 31 December: Ghana holds the 500 units neither transferred nor used
     header, *holdings = data["holdings"]
     assert [(h[4], h[5], h[12]) for h in holdings] == [
@@ -99,8 +146,11 @@ def test_xlsx_and_csv_hold_the_same_tables(ghana: NationalStore, tmp_path: Path)
     files = write_csv(tmp_path / "csv", data)
     with files[2].open(encoding="utf-8") as f:
         assert [r[1] for r in csv.reader(f)][1:] == [
-            "Authorization", "First transfer", "Transfer", "Use"
-        ]  # fmt: skip
+            "Authorization",
+            "First transfer",
+            "Transfer",
+            "Use",
+        ]
 
 
 @pytest.mark.parametrize("year", [1999, 2026])
@@ -108,3 +158,107 @@ def test_rows_have_as_many_cells_as_headers(ghana: NationalStore, year: int) -> 
     apply_all(ghana, events("GH-1", STORY))
     for rows in tables(ghana.actions(), Submission("GHA", year)).values():
         assert {len(r) for r in rows[1:]} <= {len(rows[0])}
+
+
+def _rows(data: dict, table: str, *columns: str) -> list[tuple]:  # type: ignore[type-arg]
+    header, *rows = data[table]
+    col = {name: i for i, name in enumerate(header)}
+    return [tuple(r[col[c]] for c in columns) for r in rows]
+
+
+def test_ndc_flow_revocation_and_split_in_the_aef(open_party) -> None:  # type: ignore[no-untyped-def]
+    """The other stories of tests/unit/test_itmo_rules.py, as each Party reports them."""
+    stream = events("GH-2", NDC_FLOW) + events("GH-3", REVOKED)
+    ghana, switzerland = open_party("GHA", "gha"), open_party("CHE", "che")
+    apply_all(ghana, stream)
+    apply_all(switzerland, stream)
+    gha = tables(ghana.actions(), Submission("GHA", 2026, submitted_on=SUBMITTED))
+    che = tables(switzerland.actions(), Submission("CHE", 2026, submitted_on=SUBMITTED))
+    columns = (
+        "Action date",
+        "Action type",
+        "Action subtype",
+        "First ID",
+        "Last ID",
+        "Quantity (t CO2 eq)",
+        "Acquiring participating Party ID",
+        "Transferring participating Party ID",
+        "Calendar year for which the ITMOs are used towards the Party's NDC",
+    )
+    # Ghana: the NDC-only authorization (February), the revoked one is authorized in March
+    # and its revocation is no AEF action; the first transfer to Switzerland in April
+    assert _rows(gha, "actions", *columns) == [
+        (
+            "01/02/2026",
+            "Authorization",
+            "",
+            "CA0002-GHA01-GHA-5000-2023",
+            "CA0002-GHA01-GHA-5499-2023",
+            500,
+            "NA",
+            "NA",
+            "",
+        ),
+        (
+            "01/03/2026",
+            "Authorization",
+            "",
+            "CA0002-GHA01-GHA-8000-2024",
+            "CA0002-GHA01-GHA-8099-2024",
+            100,
+            "NA",
+            "NA",
+            "",
+        ),
+        (
+            "01/04/2026",
+            "First transfer",
+            "First transfer to another Party",
+            "CA0002-GHA01-GHA-5000-2023",
+            "CA0002-GHA01-GHA-5499-2023",
+            500,
+            "CHE",
+            "NA",
+            "",
+        ),
+    ]
+    assert gha["holdings"][1:] == []  # all moved to Switzerland, or revoked
+    assert (
+        dict(gha["summary"][1:])["Corresponding adjustments to add (first transfers in the year)"]
+        == 500
+    )
+    # Switzerland: the acquisition, then 200 used towards its NDC for 2026
+    assert _rows(che, "actions", *columns) == [
+        (
+            "01/04/2026",
+            "Acquisition",
+            "",
+            "CA0002-GHA01-GHA-5000-2023",
+            "CA0002-GHA01-GHA-5499-2023",
+            500,
+            "NA",
+            "GHA",
+            "",
+        ),
+        (
+            "01/05/2026",
+            "Use",
+            "",
+            "CA0002-GHA01-GHA-5000-2023",
+            "CA0002-GHA01-GHA-5199-2023",
+            200,
+            "NA",
+            "NA",
+            2026,
+        ),
+    ]
+    # the block split: Switzerland holds the 300 it did not use
+    assert _rows(che, "holdings", "First ID", "Last ID", "Quantity (t CO2 eq)") == [
+        ("CA0002-GHA01-GHA-5200-2023", "CA0002-GHA01-GHA-5499-2023", 300)
+    ]
+    assert (
+        dict(che["summary"][1:])[
+            "Corresponding adjustments to subtract (uses towards the NDC in the year)"
+        ]
+        == 200
+    )

@@ -23,24 +23,7 @@ from gateway.contract.models import RegistryEvent
 from gateway.ledger.store import open_ledger
 from tests.conftest import RegistryKey
 from tests.integration.harness import Harness, read_to_end
-from tests.integration.national import STORY, Opener, events
-from tests.unit.test_itmo_rules import NDC_ONLY, issue, label, retire, transfer
-
-NDC_FLOW = [
-    {**issue(5000, 5499, [NDC_ONLY], vintage="2023"),
-     "project": {"project_id": "GH-2", "host_party": "GHA", "methodology": "AMS-II.G"}},
-    transfer(5000, 5499, "gh-trader", "GHA"),
-    transfer(5000, 5499, "ch-ministry", "CHE", from_account="gh-trader"),
-    retire(5000, 5199, "ch-ministry", purpose="NDC_USE", using_party="CHE",
-           retired_on="2026-06-30"),
-]  # fmt: skip
-REVOKED = [
-    {**issue(8000, 8099, []),
-     "project": {"project_id": "GH-3", "host_party": "GHA", "methodology": "VM0042"}},
-    label("AuthorizationLabelApplied", 8000, 8099, NDC_ONLY),
-    label("AuthorizationLabelRevoked", 8000, 8099, NDC_ONLY),
-    transfer(8000, 8099, "ch-buyer", "CHE"),
-]  # fmt: skip
+from tests.integration.national import NDC_FLOW, REVOKED, STORY, Opener, events
 
 
 def signed_stream(key: RegistryKey) -> list[Any]:
