@@ -2,7 +2,7 @@
 registry's interface (``schemas/openapi/international-registry.v1.json``) for tests and
 demos. It holds each Party's ITMOs (:mod:`.holdings`), enforces idempotency keys (same
 key and body: the same answer again; same key, different body: 409), refuses business
-errors with a code (422), and injects faults on demand: errors (503, 429), dropped
+errors with a code (422; a refusal changes nothing and is judged afresh if called again), and injects faults on demand: errors (503, 429), dropped
 connections before anything happens, latency, and lost answers after commit.
 """
 
@@ -50,7 +50,8 @@ class Emulator:
     def __init__(self, token: str | None = None, faults: Faults | None = None) -> None:
         self.token = token
         self.registry = Registry()
-        self.answers: dict[str, Answer] = {}  # idempotency key → the answer given
+        self.answers: dict[str, Answer] = {}  # idempotency key → the answer that changed state
+        self.digests: dict[str, str] = {}  # idempotency key → the body it came with
         self.applied: dict[str, int] = {}  # action id → times applied (must stay 1)
         self.down = False  # answer 503 to everything (an outage)
         self.requests = 0  # calls received, faults and outages included
@@ -62,6 +63,10 @@ class Emulator:
 
     def answer(self, party: str, kind: str, key: str, body: dict[str, Any]) -> Answer:
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        first_digest = self.digests.setdefault(key, digest)
+        if first_digest != digest:
+            return Answer(409, {"error": "idempotency_key_reused",
+                                "message": f"key {key} was used for another request"}, digest)
         known = self.answers.get(key)
         if known is not None:
             if known.digest != digest:
@@ -86,7 +91,9 @@ class Emulator:
                 raise Refused("invalid_action", "the idempotency key must be the action id")
             self.registry.apply(party, action_type, body)
         except Refused as refused:
-            answer = Answer(422, {"error": refused.code, "message": refused.message}, digest)
+            # a refusal changed nothing: it is not kept, the next call is judged afresh
+            # (an acquirer's use may arrive before the transfer that gives it the units)
+            return Answer(422, {"error": refused.code, "message": refused.message}, digest)
         else:
             self.applied[key] = self.applied.get(key, 0) + 1
             answer = Answer(
