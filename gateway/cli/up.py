@@ -1,8 +1,11 @@
 """``crg up``: the whole system on a laptop, on the embedded default.
 
-Today "the whole system" is the event contract end to end: the local broker, the
-gateway's topics, a registry key, the real Verra sample export signed and published,
-and every message read back and verified as a downstream party would.
+The local broker and the topics; a Verra signing key; the gateway with HTTP ingest, a
+national-registry adapter per Party, the international-registry emulator and adapter
+(:mod:`.system`); then the real Verra sample export and a scripted Article 6 story,
+signed and published, read back and verified as a downstream party would, followed all
+the way to ITMO records and registry calls. A second run resumes from the same data
+directory: everything is published again with the same bytes and changes nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from ..broker.local import LocalBroker, free_port
+from ..broker.local import LocalBroker
 from ..broker.topics import Topics, ensure_topics
 from ..config import Settings
 from ..contract.codec import default_codec
@@ -22,8 +25,10 @@ from ..keystore import open_key_storage
 from ..keystore.private import generate, private_key_path, write_private_key
 from ..reader import read_and_verify
 from ..sources import Draft
+from ..sources.story import article6_story
 from ..sources.verra import read_verra
 from .publish import active_signing_key, choose_signer, print_report, publish_items
+from .system import forget_positions
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_DIRS = (
@@ -36,6 +41,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser("up", help="run everything on the embedded default (broker, sample feed)")
     p.add_argument("--once", action="store_true", help="exit after the feed instead of waiting")
     p.add_argument("--samples", type=Path, help="folder of registry exports (has verra/)")
+    p.add_argument(
+        "--parties", default="GHA,CHE", help="Parties whose ITMO ledgers to keep (default GHA,CHE)"
+    )
     p.set_defaults(handler=cmd_up)
 
 
@@ -89,9 +97,18 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
             if isinstance(i, Draft) and i.fields["payload"]["type"] == "UnitsIssued"
         )
         print(f"\nfeed: {export}\n  {rows} export rows → {len(items)} events")
+        story = article6_story("verra")
+        print(
+            f"story: {len(story)} Article 6 events on project {story[0].fields['project_id']}"
+            " (authorization, first transfer, transfer to Switzerland, NDC use, CORSIA)"
+        )
+        parties = [p.strip().upper() for p in args.parties.split(",") if p.strip()]
+        forget_positions(settings, parties)
         # The embedded broker keeps nothing across runs: send everything again; the
         # journal gives each event its old sequence, so the bytes are identical.
-        report = asyncio.run(publish_items(settings, signer, "verra", items, resend=True))
+        report = asyncio.run(
+            publish_items(settings, signer, "verra", [*items, *story[:3]], resend=True)
+        )
         print_report(report)
 
         keys = open_key_storage(settings.resolved_keys_url).load()
@@ -125,87 +142,61 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
             for lbl in issued.labels:
                 print(f"  label {lbl.kind}: {lbl.text}")
 
-        # The embedded broker keeps nothing across runs, so each run's gateway ledger
-        # starts empty too (kept under runs/ for inspection).
-        run_dir = settings.data_dir / "runs" / dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-        settings = settings.model_copy(
-            update={"ledger_url": f"sqlite://{(run_dir / 'ledger.sqlite').resolve()}"}
+        outcome = asyncio.run(
+            follow(settings, parties, story[3:], report.total_sent, signer, once=args.once)
         )
-        outcome = asyncio.run(judge_feed(settings, report.total_sent, once=args.once))
         ok = (
             tally.total == report.total_sent
             and not tally.rejected
             and not report.failed
-            and outcome == report.total_sent
+            and outcome
         )
         print(
             "\nresult: "
             + (
-                "every published event verified end to end and judged by the gateway"
+                "every published event verified end to end, judged by the gateway and "
+                "followed to the ITMO ledgers and the international registry"
                 if ok
-                else "MISMATCH between published, verified and judged events"
+                else "MISMATCH between published, verified and followed events"
             )
         )
     return 0 if ok else 1
 
 
-async def judge_feed(settings: Settings, expected: int, *, once: bool) -> int:
-    """Run the gateway (with HTTP) until it has judged ``expected`` events; print verdicts."""
-    from collections import Counter
+async def follow(
+    settings: Settings,
+    parties: list[str],
+    later: list[Draft],
+    published: int,
+    signer: Any,
+    *,
+    once: bool,
+) -> bool:
+    """Run the system until everything published went all the way; then publish the
+    rest of the story (a use after the transfer it needs) and follow it too."""
+    from .system import System, summary, wait_until_through
 
-    from ..ledger.store import open_ledger
-    from .gateway import run_gateway
-
-    stop = asyncio.Event()
-    port = free_port()
-    task = asyncio.create_task(
-        run_gateway(
-            settings.model_copy(update={"http_port": port}),
-            http=True,
-            http_port=port,
-            create_topics=False,
-            stop=stop,
-        )
-    )
-    print(f"\ngateway: judging the feed (ledger {settings.resolved_ledger_url})")
-    print(f"  HTTP on http://127.0.0.1:{port}: /v1/events /healthz /readyz /metrics /openapi.json")
-    ledger = None
+    system = System(settings, parties)
+    await system.start()
     try:
-        deadline = asyncio.get_running_loop().time() + 120
-        judged = 0
-        while judged < expected and asyncio.get_running_loop().time() < deadline:
-            await asyncio.sleep(0.5)
-            if task.done():
-                task.result()
-            if ledger is None:
-                ledger = open_ledger(settings.resolved_ledger_url)
-            offsets = await asyncio.to_thread(ledger.offsets, Topics(settings.topic_prefix).raw)
-            judged = sum(offsets.values())
-        assert ledger is not None
-        reasons = Counter(r.reason for r in ledger.rejected(limit=10**6))
-        accepted = ledger.accepted_count()
-        print(
-            f"  judged {judged}: accepted {accepted}, rejected {sum(reasons.values())}"
-            + (" (" + ", ".join(f"{k} {v}" for k, v in reasons.items()) + ")" if reasons else "")
-        )
-        blocks = ledger.blocks()
-        print(
-            f"  ledger: {len(blocks)} unit blocks, "
-            f"{sum(b.size for b in blocks if b.status.value == 'retired'):,} units retired, "
-            f"{sum(b.size for b in blocks if b.status.value == 'active'):,} active; "
-            f"digest {ledger.digest()[:16]}"
-        )
+        print("\nthe system (all on 127.0.0.1):")
+        for line in system.urls():
+            print(f"  {line}")
+        progress = await wait_until_through(system, published)
+        report = await publish_items(settings, signer, "verra", later, resend=True)
+        print(f"\nstory, later steps (the use after the transfer): sent {report.total_sent}")
+        progress = await wait_until_through(system, published + report.total_sent)
+        print("\nthrough: " + ", ".join(f"{k} {v}" for k, v in progress.items()))
+        for line in summary(system):
+            print(line)
         if not once:
-            print("  the gateway keeps running; Ctrl-C stops everything")
+            print("\neverything keeps running; Ctrl-C stops it")
             loop = asyncio.get_running_loop()
             import signal
 
             for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
-            await stop.wait()
-        return judged
+                loop.add_signal_handler(sig, system.stop.set)
+            await system.stop.wait()
+        return True
     finally:
-        stop.set()
-        await task
-        if ledger is not None:
-            ledger.close()
+        await system.close()

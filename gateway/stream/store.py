@@ -65,6 +65,11 @@ class TransactionalStore:
     def set_offsets(self, topic: str, next_offsets: dict[int, int]) -> None:
         set_offsets(self.db, topic, next_offsets)
 
+    def forget_offsets(self, topic: str) -> None:
+        """Drop the stored positions on ``topic`` (its partitions were recreated empty)."""
+        with self.transaction():
+            self.db.execute("DELETE FROM consumer_offsets WHERE topic = ?", (topic,))
+
     def outbox_add(
         self,
         partition: int,

@@ -189,17 +189,53 @@ def test_publish_without_a_key_says_how_to_make_one(tmp_path: Path) -> None:
 
 
 @pytest.mark.broker
-def test_up_once_runs_the_feed_end_to_end(tmp_path: Path) -> None:
+def _line(output: str, start: str) -> str:
+    return next(line for line in output.splitlines() if line.startswith(start))
+
+
+def test_up_once_runs_the_feed_end_to_end_and_a_second_run_changes_nothing(
+    tmp_path: Path,
+) -> None:
     run = crg(tmp_path, "up", "--once")
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "120 export rows → 144 events" in run.stdout
-    assert "verified as any downstream party would: UnitsIssued 44, UnitsRetired 100" in run.stdout
-    assert "judged 144: accepted 144, rejected 0" in run.stdout
-    assert "every published event verified end to end and judged by the gateway" in run.stdout
-    again = crg(tmp_path, "up", "--once")  # same data dir: same key, same sequences
+    out = run.stdout
+    assert "120 export rows → 144 events" in out
+    assert (
+        "verified as any downstream party would: AuthorizationLabelApplied 1, "
+        "UnitsIssued 45, UnitsRetired 100, UnitsTransferred 1"
+    ) in out
+    # the Verra sample and the story: 149 events accepted, none rejected
+    assert _line(out, "gateway ledger:") == "gateway ledger: 149 events accepted, 0 rejected"
+    # the story, as each Party's ledger has it (tests/unit/test_itmo_rules.py has the rules)
+    assert _line(out, "ITMO ledger of GHA:").startswith(
+        "ITMO ledger of GHA: 4 actions (AUTHORIZATION 1, FIRST_TRANSFER 1, TRANSFER 1, USE_OIMP 1)"
+    )
+    assert _line(out, "ITMO ledger of CHE:").startswith(
+        "ITMO ledger of CHE: 2 actions (ACQUISITION 1, USE_NDC 1)"
+    )
+    assert "  corresponding adjustment: GHA ADD 10,000 for 2025" in out
+    assert "  corresponding adjustment: CHE SUBTRACT 2,500 for 2026" in out
+    assert _line(out, "international registry adapter:") == (
+        "international registry adapter: 6 recorded"
+    )
+    assert "  emulator holds for GHA: 5,000 ITMOs" in out
+    assert "  emulator holds for CHE: 1,500 ITMOs" in out
+    assert "followed to the ITMO ledgers and the international registry" in out
+
+    again = crg(tmp_path, "up", "--once")  # same data dir: same key, same bytes
     assert again.returncode == 0, again.stdout + again.stderr
     assert again.stdout.count("registry key: verra / ") == 1
     assert (
-        run.stdout.split("registry key: ")[1].split()[2]
+        out.split("registry key: ")[1].split()[2]
         == again.stdout.split("registry key: ")[1].split()[2]
     )
+    # nothing duplicated: same ledgers, same digests, no new action reached the registry
+    for start in (
+        "gateway ledger:",
+        "  122 unit blocks",
+        "ITMO ledger of GHA:",
+        "ITMO ledger of CHE:",
+        "international registry adapter:",
+    ):
+        assert _line(again.stdout, start) == _line(out, start)
+    assert "through: judged 149, verified 0, actions 0, answered 0" in again.stdout

@@ -1,0 +1,244 @@
+"""The whole system in one event loop, for ``crg up``: the gateway with HTTP ingest, a
+national-registry adapter per configured Party (with its query API), the
+international-registry emulator and adapter — all on 127.0.0.1, SQLite in the data
+directory — and a watcher that says when everything published has gone all the way."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from adapters.international_registry.emulator import Emulator
+from adapters.international_registry.store import InternationalStore, open_international_store
+from adapters.national_registry.store import NationalStore
+
+from ..broker.local import free_port
+from ..broker.topics import Topics
+from ..config import Settings
+from ..ledger.store import LedgerStore, open_ledger
+from ..stream.store import TransactionalStore
+from .gateway import run_gateway
+from .international import run_international, serve_emulator
+from .national import open_store, run_national
+
+
+@dataclass
+class System:
+    settings: Settings
+    parties: list[str]
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    emulator: Emulator = field(default_factory=Emulator)
+    ports: dict[str, int] = field(default_factory=dict)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.settings.topic_prefix)
+
+    def urls(self) -> list[str]:
+        host = "http://127.0.0.1"
+        gw, em = self.ports["gateway"], self.ports["emulator"]
+        lines = [
+            f"gateway        {host}:{gw}/v1/events  /healthz  /readyz  /metrics  /openapi.json",
+            *(
+                f"national {p}    {host}:{self.ports[p]}/v1/parties/{p}/itmos  /openapi.json"
+                for p in self.parties
+            ),
+            f"international  {host}:{em}/v1/parties/GHA/holdings  /v1/state  /openapi.json"
+            " (the emulator)",
+        ]
+        return lines
+
+    async def start(self) -> None:
+        s = self.settings
+        self.ports = {"gateway": free_port(), "emulator": free_port()}
+        self.ports.update({p: free_port() for p in self.parties})
+        registry_url = f"http://127.0.0.1:{self.ports['emulator']}"
+        runs: list[Callable[[], Awaitable[None]]] = [
+            lambda: serve_emulator(self.emulator, "127.0.0.1", self.ports["emulator"], self.stop),
+            lambda: run_gateway(
+                s, http=True, http_port=self.ports["gateway"], create_topics=False, stop=self.stop
+            ),
+            *(
+                (
+                    lambda p=p: run_national(
+                        s,
+                        p,
+                        store_url=None,
+                        http=True,
+                        http_port=self.ports[p],
+                        create_topics=False,
+                        stop=self.stop,
+                    )
+                )
+                for p in self.parties
+            ),
+            lambda: run_international(
+                s, registry_url=registry_url, store_url=None, create_topics=False, stop=self.stop
+            ),
+        ]
+        self.tasks = [asyncio.create_task(run()) for run in runs]
+
+    def check(self) -> None:
+        """Raise what stopped a component, if one stopped."""
+        for task in self.tasks:
+            if task.done():
+                task.result()
+                raise RuntimeError("a component stopped on its own")
+
+    async def close(self) -> None:
+        self.stop.set()
+        results = await asyncio.gather(*self.tasks, return_exceptions=True)
+        problems = [r for r in results if isinstance(r, BaseException)]
+        if problems:
+            raise problems[0]
+
+
+async def topic_end(bootstrap: str, topic: str) -> int:
+    """How many messages ``topic`` holds (the sum of its partitions' end offsets)."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        await consumer.topics()  # fresh metadata: every partition of the topic
+        partitions = consumer.partitions_for_topic(topic) or set()
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+        return sum(ends.values())
+    finally:
+        await consumer.stop()
+
+
+def forget_positions(settings: Settings, parties: list[str]) -> None:
+    """The embedded broker keeps nothing across runs: its topics start empty again, so
+    offsets stored against the previous run's topics mean nothing. The stores keep all
+    they recorded; their tracking records make the replayed feed change nothing."""
+    topics = Topics(settings.topic_prefix)
+    stores: list[tuple[TransactionalStore, str]] = [
+        (open_ledger(settings.resolved_ledger_url), topics.raw),
+        *((open_store(settings, p), topics.verified) for p in parties),
+        (open_international_store(settings.resolved_international_store_url), topics.itmo_actions),
+    ]
+    for store, topic in stores:
+        try:
+            store.forget_offsets(topic)
+        finally:
+            store.close()
+
+
+async def wait_until_through(
+    system: System, published: int, within: float = 180
+) -> dict[str, int]:
+    """Until the gateway judged ``published`` events, each national adapter read the
+    whole verified topic and the international adapter the whole actions topic."""
+    s, topics = system.settings, system.topics
+    ledger = open_ledger(s.resolved_ledger_url)
+    nationals = {p: open_store(s, p) for p in system.parties}
+    international = open_international_store(s.resolved_international_store_url)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    try:
+        while True:
+            system.check()
+            judged = sum((await asyncio.to_thread(ledger.offsets, topics.raw)).values())
+            verified = await topic_end(s.bootstrap_servers, topics.verified)
+            actions = await topic_end(s.bootstrap_servers, topics.itmo_actions)
+            read = {
+                p: sum((await asyncio.to_thread(n.offsets, topics.verified)).values())
+                for p, n in nationals.items()
+            }
+            sent = sum(
+                (await asyncio.to_thread(international.offsets, topics.itmo_actions)).values()
+            )
+            progress = {
+                "judged": judged,
+                "verified": verified,
+                "actions": actions,
+                "answered": sent,
+                **{f"read {p}": r for p, r in read.items()},
+            }
+            if (
+                judged >= published
+                and all(r >= verified for r in read.values())
+                and sent >= actions
+            ):
+                await asyncio.sleep(1.0)  # let the last emitted actions land, then look again
+                if await topic_end(s.bootstrap_servers, topics.itmo_actions) == actions:
+                    return progress
+            if loop.time() > deadline:
+                raise TimeoutError(f"not through after {within:.0f} s: {progress}")
+            await asyncio.sleep(0.5)
+    finally:
+        ledger.close()
+        international.close()
+        for n in nationals.values():
+            n.close()
+
+
+def summary(system: System) -> list[str]:
+    """What happened, from the stores (all runs together)."""
+    s = system.settings
+    out: list[str] = []
+    ledger: LedgerStore = open_ledger(s.resolved_ledger_url)
+    try:
+        reasons = Counter(r.reason for r in ledger.rejected(limit=10**6, include_reprocessed=True))
+        blocks = ledger.blocks()
+        out.append(
+            f"gateway ledger: {ledger.accepted_count()} events accepted, "
+            f"{sum(reasons.values())} rejected"
+            + (
+                " (" + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())) + ")"
+                if reasons
+                else ""
+            )
+        )
+        out.append(
+            f"  {len(blocks)} unit blocks: "
+            f"{sum(b.size for b in blocks if b.status.value == 'active'):,} units active, "
+            f"{sum(b.size for b in blocks if b.status.value == 'retired'):,} retired; "
+            f"digest {ledger.digest()[:16]}"
+        )
+    finally:
+        ledger.close()
+    for party in system.parties:
+        store: NationalStore = open_store(s, party)
+        try:
+            actions = store.actions()
+            kinds = Counter(a.action_type.value for a in actions)
+            out.append(
+                f"ITMO ledger of {party}: {len(actions)} actions"
+                + (
+                    " (" + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) + ")"
+                    if kinds
+                    else ""
+                )
+                + f"; digest {store.digest()[:16]}"
+            )
+            for a in actions:
+                if a.ca_party:
+                    out.append(
+                        f"  corresponding adjustment: {a.ca_party} {a.ca_sign} "
+                        f"{a.quantity:,} for {a.ca_year} ({a.action_type.value} "
+                        f"{a.first_id}…)"
+                    )
+            held = sum(h.quantity for h in store.holdings())
+            out.append(f"  holds {held:,} ITMOs")
+        finally:
+            store.close()
+    international: InternationalStore = open_international_store(s.resolved_international_store_url)
+    try:
+        counts = international.counts()
+        out.append(
+            "international registry adapter: "
+            + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+            if counts
+            else "international registry adapter: no actions"
+        )
+    finally:
+        international.close()
+    state = system.emulator.registry.state()
+    for party, holdings in state["holdings"].items():
+        out.append(f"  emulator holds for {party}: {sum(h['quantity'] for h in holdings):,} ITMOs")
+    return out
