@@ -2,8 +2,9 @@
 registry's interface (``schemas/openapi/international-registry.v1.json``) for tests and
 demos. It holds each Party's ITMOs (:mod:`.holdings`), enforces idempotency keys (same
 key and body: the same answer again; same key, different body: 409), refuses business
-errors with a code (422; a refusal changes nothing and is judged afresh if called again), and injects faults on demand: errors (503, 429), dropped
-connections before anything happens, latency, and lost answers after commit.
+errors with a code (422; a refusal changes nothing and is judged afresh if called
+again), and injects faults on demand: errors (503, 429), dropped connections before
+anything happens, latency, and lost answers after commit.
 """
 
 from __future__ import annotations
@@ -65,8 +66,14 @@ class Emulator:
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
         first_digest = self.digests.setdefault(key, digest)
         if first_digest != digest:
-            return Answer(409, {"error": "idempotency_key_reused",
-                                "message": f"key {key} was used for another request"}, digest)
+            return Answer(
+                409,
+                {
+                    "error": "idempotency_key_reused",
+                    "message": f"key {key} was used for another request",
+                },
+                digest,
+            )
         known = self.answers.get(key)
         if known is not None:
             if known.digest != digest:

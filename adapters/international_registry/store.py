@@ -5,6 +5,7 @@ in one transaction per batch. SQLite (default) or PostgreSQL, chosen by URL."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -106,6 +107,20 @@ class InternationalStore(TransactionalStore):
             Submitted(r[0], r[1], r[2], r[3], int(r[4]), json.loads(r[5]), int(r[6]), r[7], r[8])
             for r in rows
         ]
+
+    def records(self) -> list[tuple[Any, ...]]:
+        """Each action's final answer, by action id (the time recorded left out)."""
+        rows = self.db.execute(
+            "SELECT action_id, party, action_type, outcome, status, answer FROM"
+            " submitted_actions ORDER BY action_id"
+        ).fetchall()
+        return [tuple(r) for r in rows]
+
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        for r in self.records():
+            h.update(json.dumps(list(r), separators=(",", ":")).encode() + b"\n")
+        return h.hexdigest()
 
     def counts(self) -> dict[str, int]:
         rows: Iterable[Any] = self.db.execute(

@@ -345,6 +345,14 @@ class NationalStore(TransactionalStore):
         ).fetchone()
         return {"applied_events": int(applied), "actions": int(actions)}
 
+    def records(self) -> list[tuple[Any, ...]]:
+        """The Party's actions (by id), then its ITMO blocks: what the digest covers."""
+        rows = self.db.execute(
+            f"SELECT {ACTION_COLUMNS} FROM itmo_actions WHERE party = ? ORDER BY action_id",
+            (self.party,),
+        ).fetchall()
+        return [tuple(r) for r in rows] + [_block_row(b) for b in self._party_blocks()]
+
     def digest(self) -> str:
         """SHA-256 over the Party's actions (by id) and its ITMO blocks (by units):
         equal ledgers, equal digests, whatever order the events were applied in."""

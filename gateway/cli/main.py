@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from ..config import Settings
 from ..logging import configure_logging
-from . import bench, broker, international, keys, national, publish, rejected, up
+from . import bench, broker, international, keys, national, publish, rejected, replay, up
 from . import gateway as gateway_cmd
 from .errors import CommandError
 
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     national.register_adapter(adapter)
     international.register_adapter(adapter)
-    for module in (national, international, broker, keys, publish, rejected, bench):
+    for module in (national, international, replay, broker, keys, publish, rejected, bench):
         module.register(sub)
     return parser
 

@@ -128,9 +128,7 @@ def forget_positions(settings: Settings, parties: list[str]) -> None:
             store.close()
 
 
-async def wait_until_through(
-    system: System, published: int, within: float = 180
-) -> dict[str, int]:
+async def wait_until_through(system: System, published: int, within: float = 180) -> dict[str, int]:
     """Until the gateway judged ``published`` events, each national adapter read the
     whole verified topic and the international adapter the whole actions topic."""
     s, topics = system.settings, system.topics

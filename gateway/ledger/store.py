@@ -305,6 +305,10 @@ class LedgerStore(TransactionalStore):
         self._exec("UPDATE rejected_events SET reprocessed_at = ? WHERE id = ?", (at, rejected_id))
 
     # -- whole-ledger views ----------------------------------------------------------------
+    def records(self) -> list[tuple[Any, ...]]:
+        """Every block as stored, in key order: what the digest covers."""
+        return [_block_row(b) for b in self.blocks()]
+
     def digest(self) -> str:
         """SHA-256 over every block, in key order: equal ledgers, equal digests."""
         h = hashlib.sha256()
