@@ -8,7 +8,18 @@ from collections.abc import Sequence
 
 from ..config import Settings
 from ..logging import configure_logging
-from . import bench, broker, international, keys, national, publish, rejected, replay, up
+from . import (
+    bench,
+    broker,
+    international,
+    keys,
+    national,
+    publish,
+    reconcile,
+    rejected,
+    replay,
+    up,
+)
 from . import gateway as gateway_cmd
 from .errors import CommandError
 
@@ -27,8 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     national.register_adapter(adapter)
     international.register_adapter(adapter)
-    for module in (national, international, replay, broker, keys, publish, rejected, bench):
+    for module in (national, international, replay, reconcile, broker, keys, publish, rejected):
         module.register(sub)
+    bench.register(sub)
     return parser
 
 
