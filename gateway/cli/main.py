@@ -14,6 +14,7 @@ from . import (
     international,
     keys,
     national,
+    ops,
     publish,
     reconcile,
     rejected,
@@ -38,7 +39,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     national.register_adapter(adapter)
     international.register_adapter(adapter)
-    for module in (national, international, replay, reconcile, broker, keys, publish, rejected):
+    for module in (
+        national,
+        international,
+        replay,
+        reconcile,
+        ops,
+        broker,
+        keys,
+        publish,
+        rejected,
+    ):
         module.register(sub)
     bench.register(sub)
     return parser

@@ -128,18 +128,25 @@ def forget_positions(settings: Settings, parties: list[str]) -> None:
             store.close()
 
 
-async def wait_until_through(system: System, published: int, within: float = 180) -> dict[str, int]:
+async def wait_until_through(
+    s: Settings,
+    parties: list[str],
+    published: int,
+    within: float = 180,
+    check: Callable[[], None] = lambda: None,
+) -> dict[str, int]:
     """Until the gateway judged ``published`` events, each national adapter read the
-    whole verified topic and the international adapter the whole actions topic."""
-    s, topics = system.settings, system.topics
+    whole verified topic and the international adapter the whole actions topic;
+    ``check`` raises if a component stopped."""
+    topics = Topics(s.topic_prefix)
     ledger = open_ledger(s.resolved_ledger_url)
-    nationals = {p: open_store(s, p) for p in system.parties}
+    nationals = {p: open_store(s, p) for p in parties}
     international = open_international_store(s.resolved_international_store_url)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
     try:
         while True:
-            system.check()
+            check()
             judged = sum((await asyncio.to_thread(ledger.offsets, topics.raw)).values())
             verified = await topic_end(s.bootstrap_servers, topics.verified)
             actions = await topic_end(s.bootstrap_servers, topics.itmo_actions)

@@ -182,10 +182,12 @@ async def follow(
         print("\nthe system (all on 127.0.0.1):")
         for line in system.urls():
             print(f"  {line}")
-        progress = await wait_until_through(system, published)
+        progress = await wait_until_through(settings, parties, published, check=system.check)
         report = await publish_items(settings, signer, "verra", later, resend=True)
         print(f"\nstory, later steps (the use after the transfer): sent {report.total_sent}")
-        progress = await wait_until_through(system, published + report.total_sent)
+        progress = await wait_until_through(
+            settings, parties, published + report.total_sent, check=system.check
+        )
         print("\nthrough: " + ", ".join(f"{k} {v}" for k, v in progress.items()))
         for line in summary(system):
             print(line)

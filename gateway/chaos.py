@@ -1,0 +1,267 @@
+"""``crg chaos`` (also ``ops/chaos``): run a stream of events through the whole system —
+gateway, national adapters for Ghana and Switzerland, international adapter — as
+separate processes on a local broker, while killing (SIGKILL) and restarting random
+components and pausing the broker (SIGSTOP / SIGCONT), for a set number of rounds; then
+check that every store ends as in an undisturbed run of the same stream. Bounded in
+rounds and time, loopback only, stops by itself.
+
+What is compared: the gateway ledger's digest and each national store's digest must be
+equal; the international registry must have answered every action exactly once (the
+emulator's count of actions applied twice must be zero). Its answers themselves are not
+compared: each Party's adapter emits on its own, so whether an acquirer's use reaches the
+registry before the transfer it needs depends on timing in any run
+(``docs/international-registry.md``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiohttp import web
+from aiokafka import AIOKafkaProducer
+
+from .broker.local import LocalBroker, free_port
+from .broker.topics import Topics, ensure_topics
+from .contract.codec import default_codec
+from .contract.keys import KeyRecord, make_key_id, public_key_bytes
+from .contract.message import EventSigner, SignedMessage
+from .keystore import open_key_storage
+from .loadgen import mixed_stream
+
+PARTIES = ("GHA", "CHE")
+PARTITIONS = 4
+
+
+@dataclass
+class Outcome:
+    ledger: str
+    nationals: dict[str, str]
+    answered: int
+    applied_twice: int
+    actions: int
+    disruptions: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def stream(n: int, seed: int) -> tuple[list[SignedMessage], KeyRecord]:
+    """The same signed events every time for the same seed (Ed25519 is deterministic)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    rng = random.Random(seed)
+    private = Ed25519PrivateKey.from_private_bytes(rng.randbytes(32))
+    since = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+    record = KeyRecord(
+        "verra",
+        make_key_id("verra", public_key_bytes(private), since),
+        public_key_bytes(private),
+        since,
+    )
+    signer = EventSigner(default_codec(), record.key_id, private)
+    return mixed_stream({"verra": signer}, n, seed=seed, projects=max(n // 100, 5)), record
+
+
+class Components:
+    """The system's processes for one data directory and topic prefix."""
+
+    def __init__(self, data: Path, broker: LocalBroker, prefix: str, registry_url: str) -> None:
+        self.data, self.broker, self.prefix = data, broker, prefix
+        self.env = {
+            **os.environ,
+            "CRG_DATA_DIR": str(data),
+            "CRG_TOPIC_PREFIX": prefix,
+            "CRG_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+            "CRG_INTERNATIONAL_REGISTRY_URL": registry_url,
+            "CRG_LOG_LEVEL": "warning",
+            "CRG_LOG_FORMAT": "json",
+            "CRG_GATEWAY_MAX_BATCH": "500",
+        }
+        self.commands = {
+            "gateway": ["gateway"],
+            **{f"national-{p}": ["adapter", "national", "--party", p] for p in PARTIES},
+            "international": ["adapter", "international"],
+        }
+        self.running: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str) -> None:
+        log = (self.data / f"{name}.log").open("ab")
+        self.running[name] = subprocess.Popen(
+            [sys.executable, "-m", "gateway", *self.commands[name]],
+            env=self.env,
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+        )
+        log.close()
+
+    def start_all(self) -> None:
+        for name in self.commands:
+            self.start(name)
+
+    def kill(self, name: str) -> None:
+        process = self.running[name]
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+        self.start(name)
+
+    def check(self) -> None:
+        for name, process in self.running.items():
+            if process.poll() is not None:
+                tail = (self.data / f"{name}.log").read_text(errors="replace")[-1500:]
+                raise RuntimeError(f"{name} exited with {process.returncode}:\n{tail}")
+
+    def stop_all(self) -> None:
+        for process in self.running.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.running.values():
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+async def _publish(broker: LocalBroker, topic: str, messages: list[SignedMessage]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topic, m.value, key=m.key, headers=list(m.headers))
+            for m in messages
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def one_run(
+    messages: list[SignedMessage],
+    key: KeyRecord,
+    rounds: int,
+    chaos: bool,
+    seed: int,
+    within: float,
+) -> Outcome:
+    from adapters.international_registry.emulator import Emulator, make_emulator_app
+
+    from .cli.system import wait_until_through
+
+    rng = random.Random(seed)
+    started = time.monotonic()
+    emulator = Emulator()
+    runner = web.AppRunner(make_emulator_app(emulator))
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    with tempfile.TemporaryDirectory(prefix="crg-chaos-") as tmp, LocalBroker() as broker:
+        data = Path(tmp)
+        prefix = f"chaos{uuid.uuid4().hex[:6]}"
+        open_key_storage(str(data / "keys" / "public-keys.json")).save([key])
+        topics = Topics(prefix)
+        await ensure_topics(broker.bootstrap_servers, topics.all(), PARTITIONS)
+        parts = Components(data, broker, prefix, f"http://127.0.0.1:{port}")
+        parts.start_all()
+        outcome = Outcome("", {}, 0, 0, 0)
+        try:
+            chunk = -(-len(messages) // max(rounds, 1))
+            for r in range(max(rounds, 1)):
+                await _publish(broker, topics.raw, messages[r * chunk : (r + 1) * chunk])
+                await asyncio.sleep(rng.uniform(0.5, 2.0))
+                parts.check()
+                if not chaos:
+                    continue
+                if rng.random() < 0.25:
+                    pause = rng.uniform(0.5, 2.0)
+                    broker.pause()
+                    await asyncio.sleep(pause)
+                    broker.resume()
+                    outcome.disruptions.append(f"round {r + 1}: broker paused {pause:.1f} s")
+                else:
+                    victim = rng.choice(sorted(parts.commands))
+                    parts.kill(victim)
+                    outcome.disruptions.append(f"round {r + 1}: SIGKILL {victim}")
+            from .config import Settings
+
+            settings = Settings(
+                data_dir=data, topic_prefix=prefix, bootstrap_servers=broker.bootstrap_servers
+            )
+            await wait_until_through(settings, list(PARTIES), len(messages), within, parts.check)
+        finally:
+            parts.stop_all()
+            await runner.cleanup()
+        outcome.ledger, outcome.nationals = _digests(data, prefix, broker)
+        from adapters.international_registry.store import open_international_store
+
+        store = open_international_store(f"sqlite://{data / 'international' / 'adapter.sqlite'}")
+        outcome.answered = sum(store.counts().values())
+        store.close()
+        outcome.applied_twice = sum(1 for n in emulator.applied.values() if n > 1)
+        outcome.actions = outcome.answered
+    outcome.seconds = time.monotonic() - started
+    return outcome
+
+
+def _digests(data: Path, prefix: str, broker: LocalBroker) -> tuple[str, dict[str, str]]:
+    from adapters.national_registry.store import open_national_store
+
+    from .ledger.store import open_ledger
+
+    ledger = open_ledger(f"sqlite://{data / 'gateway' / 'ledger.sqlite'}")
+    digest = ledger.digest()
+    ledger.close()
+    nationals = {}
+    for party in PARTIES:
+        store = open_national_store(f"sqlite://{data / 'national' / f'{party}.sqlite'}", party)
+        nationals[party] = store.digest()
+        store.close()
+    return digest, nationals
+
+
+async def run(events: int, rounds: int, seed: int = 1, within: float = 600) -> bool:
+    from .logging import configure_logging
+
+    configure_logging("console", "warning")
+    messages, key = stream(events, seed)
+    print(f"chaos: {events:,} events, {rounds} rounds; first an undisturbed run…", flush=True)
+    calm = await one_run(messages, key, rounds, chaos=False, seed=seed, within=within)
+    print(
+        f"  undisturbed: {calm.seconds:.0f} s, ledger {calm.ledger[:16]}, "
+        + ", ".join(f"{p} {d[:16]}" for p, d in calm.nationals.items())
+        + f", {calm.answered} actions answered",
+        flush=True,
+    )
+    print("then the same stream with disruptions…", flush=True)
+    wild = await one_run(messages, key, rounds, chaos=True, seed=seed + 1, within=within)
+    for line in wild.disruptions:
+        print(f"  {line}")
+    print(
+        f"  disturbed: {wild.seconds:.0f} s, ledger {wild.ledger[:16]}, "
+        + ", ".join(f"{p} {d[:16]}" for p, d in wild.nationals.items())
+        + f", {wild.answered} actions answered, {wild.applied_twice} applied twice"
+    )
+    same = (
+        calm.ledger == wild.ledger
+        and calm.nationals == wild.nationals
+        and calm.answered == wild.answered
+        and wild.applied_twice == 0
+        and calm.applied_twice == 0
+    )
+    print(
+        "result: "
+        + (
+            "every store equals the undisturbed run's"
+            if same
+            else "DIFFERENT from the undisturbed run"
+        )
+    )
+    return same
