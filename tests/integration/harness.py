@@ -34,6 +34,7 @@ class Harness:
     topics: Topics = field(default_factory=lambda: Topics(f"t{uuid.uuid4().hex[:8]}"))
     gateway: Gateway | None = None
     sent: int = 0
+    idempotence: bool = False  # on for Apache Kafka; tansu's memory storage lacks it
 
     async def start(self) -> Harness:
         await ensure_topics(self.broker.bootstrap_servers, self.topics.all(), self.partitions)
@@ -43,6 +44,7 @@ class Harness:
             keys=lambda: self.keys,
             codec=default_codec(),
             topics=self.topics,
+            idempotence=self.idempotence,
         )
         await self.gateway.start()
         return self
