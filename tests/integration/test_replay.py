@@ -57,6 +57,13 @@ async def test_replays_reconcile_and_change_nothing(broker: LocalBroker, tmp_pat
     assert (again.digest(), again.counts()) == (digest, counts)
     again.close()
     assert len(await read_to_end(broker, harness.topics.itmo_actions)) == emitted
+    verified = len(await read_to_end(broker, harness.topics.verified))
+    code, out = await asyncio.to_thread(replay, "gateway", "--from-offset", "0")
+    assert code == 0 and "done: 12 messages handled" in out, out
+    live_ledger = open_ledger(f"sqlite://{data / 'gateway' / 'ledger.sqlite'}")
+    assert (live_ledger.digest(), live_ledger.accepted_count()) == (ledger_digest, 12)
+    live_ledger.close()
+    assert len(await read_to_end(broker, harness.topics.verified)) == verified  # all repeats
 
     # a scratch store that differs is reported with its first differing record
     tampered = open_national_store(
