@@ -19,10 +19,11 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .broker.local import LocalBroker
+from .broker.produce import produce_all
 from .broker.topics import Topics, ensure_topics
 from .contract.codec import default_codec
 from .contract.keys import KeyRecord, KeyRing, make_key_id, public_key_bytes
-from .contract.message import EventSigner, SignedMessage, signature_headers
+from .contract.message import EventSigner, signature_headers
 from .ledger.store import open_ledger
 from .loadgen import mixed_stream
 from .pipeline.gateway import Gateway
@@ -45,21 +46,6 @@ class Figures:
     rss_tenth: float  # when the gateway had judged 10 % of the events
     rss_end: float
     store: str
-
-
-async def _publish(bootstrap: str, topic: str, messages: list[SignedMessage]) -> None:
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=512 * 1024
-    )
-    await producer.start()
-    try:
-        futures = [
-            await producer.send(topic, m.value, key=m.key, headers=list(m.headers))
-            for m in messages
-        ]
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
 
 
 async def bare_loop(bootstrap: str, topic: str, out_topic: str, n: int, ring: KeyRing) -> float:
@@ -161,7 +147,7 @@ async def run(n: int, store: str | None, partitions: int = 4) -> Figures:
         await ensure_topics(
             broker.bootstrap_servers, [*topics.all(), topics.raw + ".bare"], partitions
         )
-        await _publish(broker.bootstrap_servers, topics.raw, messages)
+        await produce_all(broker.bootstrap_servers, topics.raw, messages)
         print("bare loop…", flush=True)
         bare = await bare_loop(broker.bootstrap_servers, topics.raw, topics.raw + ".bare", n, ring)
         ledger_url = store or f"sqlite://{Path(tmp) / 'ledger.sqlite'}"

@@ -29,9 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiohttp import web
-from aiokafka import AIOKafkaProducer
 
 from .broker.local import LocalBroker, free_port
+from .broker.produce import produce_all
 from .broker.topics import Topics, ensure_topics
 from .contract.codec import default_codec
 from .contract.keys import KeyRecord, make_key_id, public_key_bytes
@@ -131,19 +131,6 @@ class Components:
                 process.kill()
 
 
-async def _publish(broker: LocalBroker, topic: str, messages: list[SignedMessage]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all", linger_ms=5)
-    await producer.start()
-    try:
-        futures = [
-            await producer.send(topic, m.value, key=m.key, headers=list(m.headers))
-            for m in messages
-        ]
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
-
-
 async def one_run(
     messages: list[SignedMessage],
     key: KeyRecord,
@@ -175,7 +162,9 @@ async def one_run(
         try:
             chunk = -(-len(messages) // max(rounds, 1))
             for r in range(max(rounds, 1)):
-                await _publish(broker, topics.raw, messages[r * chunk : (r + 1) * chunk])
+                await produce_all(
+                    broker.bootstrap_servers, topics.raw, messages[r * chunk : (r + 1) * chunk]
+                )
                 await asyncio.sleep(rng.uniform(0.5, 2.0))
                 parts.check()
                 if not chaos:

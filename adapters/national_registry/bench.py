@@ -28,6 +28,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.broker.local import LocalBroker
+from gateway.broker.produce import produce_all
 from gateway.broker.topics import Topics, ensure_topics
 from gateway.contract.codec import default_codec
 from gateway.contract.keys import make_key_id, public_key_bytes
@@ -150,20 +151,6 @@ async def adapter_run(bootstrap: str, topics: Topics, store: NationalStore, n: i
         await adapter.stop()
 
 
-async def _publish(bootstrap: str, topic: str, messages: list[SignedMessage]) -> None:
-    from aiokafka import AIOKafkaProducer
-
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=20,
-                                max_batch_size=512 * 1024)  # fmt: skip
-    await producer.start()
-    try:
-        futures = [await producer.send(topic, m.value, key=m.key, headers=list(m.headers))
-                   for m in messages]  # fmt: skip
-        await asyncio.gather(*futures)
-    finally:
-        await producer.stop()
-
-
 async def run(n: int, url: str | None, party: str = "GHA") -> Figures:
     from gateway.logging import configure_logging
 
@@ -183,7 +170,7 @@ async def run(n: int, url: str | None, party: str = "GHA") -> Figures:
     with LocalBroker() as broker, scratch_store(url, party) as store:
         topics = Topics(f"bench{uuid.uuid4().hex[:6]}")
         await ensure_topics(broker.bootstrap_servers, topics.all(), 4)
-        await _publish(broker.bootstrap_servers, topics.verified, messages)
+        await produce_all(broker.bootstrap_servers, topics.verified, messages)
         adapter_rate = await adapter_run(broker.bootstrap_servers, topics, store, n)
         assert store.counts()["actions"] == actions, "the adapter and the store-only run differ"
     return Figures(n, actions, adapter_rate, store_rate, bare_rate, kind)
