@@ -141,7 +141,7 @@ async def one_run(
 ) -> Outcome:
     from adapters.international_registry.emulator import Emulator, make_emulator_app
 
-    from .cli.system import wait_until_through
+    from .cli.system import Baseline, wait_until_through
 
     rng = random.Random(seed)
     started = time.monotonic()
@@ -184,7 +184,9 @@ async def one_run(
             settings = Settings(
                 data_dir=data, topic_prefix=prefix, bootstrap_servers=broker.bootstrap_servers
             )
-            await wait_until_through(settings, list(PARTIES), len(messages), within, parts.check)
+            await wait_until_through(
+                settings, list(PARTIES), len(messages), Baseline(0, {}), within, parts.check
+            )
         finally:
             parts.stop_all()
             await runner.cleanup()

@@ -10,8 +10,6 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from adapters.international_registry.emulator import Emulator
 from adapters.international_registry.store import InternationalStore, open_international_store
 from adapters.national_registry.store import NationalStore
@@ -98,19 +96,6 @@ class System:
             raise problems[0]
 
 
-async def topic_end(bootstrap: str, topic: str) -> int:
-    """How many messages ``topic`` holds (the sum of its partitions' end offsets)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
-    await consumer.start()
-    try:
-        await consumer.topics()  # fresh metadata: every partition of the topic
-        partitions = consumer.partitions_for_topic(topic) or set()
-        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
-        return sum(ends.values())
-    finally:
-        await consumer.stop()
-
-
 def forget_positions(settings: Settings, parties: list[str]) -> None:
     """The embedded broker keeps nothing across runs: its topics start empty again, so
     offsets stored against the previous run's topics mean nothing. The stores keep all
@@ -128,35 +113,69 @@ def forget_positions(settings: Settings, parties: list[str]) -> None:
             store.close()
 
 
+@dataclass(frozen=True)
+class Baseline:
+    """What the stores held before this run published anything."""
+
+    accepted: int
+    actions: dict[str, int]
+
+
+def baseline(s: Settings, parties: list[str]) -> Baseline:
+    ledger = open_ledger(s.resolved_ledger_url)
+    try:
+        accepted = ledger.accepted_count()
+    finally:
+        ledger.close()
+    actions = {}
+    for party in parties:
+        store = open_store(s, party)
+        try:
+            actions[party] = store.counts()["actions"]
+        finally:
+            store.close()
+    return Baseline(accepted, actions)
+
+
 async def wait_until_through(
     s: Settings,
     parties: list[str],
     published: int,
+    since: Baseline,
     within: float = 180,
     check: Callable[[], None] = lambda: None,
 ) -> dict[str, int]:
-    """Until the gateway judged ``published`` events, each national adapter read the
-    whole verified topic and the international adapter the whole actions topic;
-    ``check`` raises if a component stopped."""
+    """Until the gateway judged ``published`` events, each national adapter read as many
+    verified messages as the gateway accepted since ``since``, and the international
+    adapter as many actions as the national adapters recorded since then. (Counted from
+    the stores: tansu's end offsets can lag behind batched writes.) ``check`` raises if
+    a component stopped."""
     topics = Topics(s.topic_prefix)
     ledger = open_ledger(s.resolved_ledger_url)
     nationals = {p: open_store(s, p) for p in parties}
     international = open_international_store(s.resolved_international_store_url)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
+
+    def offsets(store: TransactionalStore, topic: str) -> int:
+        return sum(store.offsets(topic).values())
+
     try:
         while True:
             check()
-            judged = sum((await asyncio.to_thread(ledger.offsets, topics.raw)).values())
-            verified = await topic_end(s.bootstrap_servers, topics.verified)
-            actions = await topic_end(s.bootstrap_servers, topics.itmo_actions)
+            judged = await asyncio.to_thread(offsets, ledger, topics.raw)
+            verified = await asyncio.to_thread(ledger.accepted_count) - since.accepted
             read = {
-                p: sum((await asyncio.to_thread(n.offsets, topics.verified)).values())
+                p: await asyncio.to_thread(offsets, n, topics.verified)
                 for p, n in nationals.items()
             }
-            sent = sum(
-                (await asyncio.to_thread(international.offsets, topics.itmo_actions)).values()
+            actions = sum(
+                [
+                    (await asyncio.to_thread(n.counts))["actions"] - since.actions.get(p, 0)
+                    for p, n in nationals.items()
+                ]
             )
+            sent = await asyncio.to_thread(offsets, international, topics.itmo_actions)
             progress = {
                 "judged": judged,
                 "verified": verified,
@@ -167,11 +186,9 @@ async def wait_until_through(
             if (
                 judged >= published
                 and all(r >= verified for r in read.values())
-                and sent >= actions
+                and (sent >= actions)
             ):
-                await asyncio.sleep(1.0)  # let the last emitted actions land, then look again
-                if await topic_end(s.bootstrap_servers, topics.itmo_actions) == actions:
-                    return progress
+                return progress
             if loop.time() > deadline:
                 raise TimeoutError(f"not through after {within:.0f} s: {progress}")
             await asyncio.sleep(0.5)

@@ -174,19 +174,20 @@ async def follow(
 ) -> bool:
     """Run the system until everything published went all the way; then publish the
     rest of the story (a use after the transfer it needs) and follow it too."""
-    from .system import System, summary, wait_until_through
+    from .system import System, baseline, summary, wait_until_through
 
     system = System(settings, parties)
+    since = baseline(settings, parties)
     await system.start()
     try:
         print("\nthe system (all on 127.0.0.1):")
         for line in system.urls():
             print(f"  {line}")
-        progress = await wait_until_through(settings, parties, published, check=system.check)
+        progress = await wait_until_through(settings, parties, published, since, check=system.check)
         report = await publish_items(settings, signer, "verra", later, resend=True)
         print(f"\nstory, later steps (the use after the transfer): sent {report.total_sent}")
         progress = await wait_until_through(
-            settings, parties, published + report.total_sent, check=system.check
+            settings, parties, published + report.total_sent, since, check=system.check
         )
         print("\nthrough: " + ", ".join(f"{k} {v}" for k, v in progress.items()))
         for line in summary(system):
