@@ -185,14 +185,17 @@ async def replay(
         await extra.__aenter__()
     await process.start()
     bar = tqdm(total=todo, unit="msg", file=sys.stderr, dynamic_ncols=True)
+    handled = -1
     try:
         while not stop.is_set():
             done = store.offsets(topic)
             bar.n = sum(max(min(done.get(p, 0), ends[p]) - begin.get(p, 0), 0) for p in ends)
             bar.refresh()
-            if all(done.get(p, 0) >= end for p, end in ends.items()):
+            # past the ends the broker reported, and nothing more to fetch (tansu's end
+            # offsets can lag behind batched writes)
+            if handled == 0 and all(done.get(p, 0) >= end for p, end in ends.items()):
                 break
-            await process.step(timeout_ms=300)
+            handled = await process.step(timeout_ms=300)
         await process.settle_acks()
     finally:
         bar.close()
