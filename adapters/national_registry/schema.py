@@ -83,6 +83,7 @@ CREATE TABLE IF NOT EXISTS applied_events (
     event_id    TEXT NOT NULL,
     actions     INTEGER NOT NULL,
     source      TEXT NOT NULL,
+    applied_at  DOUBLE PRECISION NOT NULL,  -- Unix time, seconds; not in the digest
     PRIMARY KEY (registry_id, event_id)
 );
 """

@@ -25,6 +25,17 @@ def register(sub: Any) -> None:
     p.add_argument("-n", type=int, default=20_000, help="events")
     p.add_argument("--store", help="ledger URL (default: SQLite in a temporary folder)")
     p.set_defaults(handler=cmd_bench_gateway)
+    p = bench.add_parser("e2e", help="end to end: publish → ITMO ledger, latency, replay, RSS")
+    p.add_argument("-n", type=int, default=200_000, help="events for the throughput run")
+    p.add_argument(
+        "--store",
+        help="postgresql://…/db?options=-csearch_path%%3D{store} ({store} becomes ledger / "
+        "national_{party}); default SQLite",
+    )
+    p.add_argument("--rate", type=float, default=1000.0, help="offered load for latency")
+    p.add_argument("--latency-seconds", type=float, default=30.0)
+    p.add_argument("--json", action="store_true", help="JSON instead of the table")
+    p.set_defaults(handler=cmd_bench_e2e)
     p = bench.add_parser("national", help="ITMO ledger events/s vs the store's bare write rate")
     p.add_argument("-n", type=int, default=20_000, help="accepted events")
     p.add_argument("--store", help="postgresql://… (default: SQLite in a temporary folder)")
@@ -210,4 +221,14 @@ def cmd_bench_international(args: argparse.Namespace, settings: Settings) -> int
     from adapters.international_registry.bench import report, run
 
     print(report(args.n, asyncio.run(run(args.n))))
+    return 0
+
+
+def cmd_bench_e2e(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from ..bench_e2e import as_json, report, run
+
+    figures = asyncio.run(run(args.n, args.store, args.rate, args.latency_seconds))
+    print(as_json(figures) if args.json else report(figures))
     return 0

@@ -1,0 +1,385 @@
+"""``crg bench e2e`` (also ``ops/bench``): the gateway and a national-registry adapter as
+separate processes on a fresh local broker, measured end to end next to the bare stack
+in the same run.
+
+1. **floor**: the bare loop on the same broker and events (consume, decode, verify on
+   every core, produce) — :func:`gateway.bench_gateway.bare_loop`;
+2. **throughput**: N signed events published as fast as they go; from the first publish
+   to the last ITMO record committed (the national store's tracking record of the last
+   accepted event); RSS of each process sampled, at 10 % and 100 % of the run, and peak;
+3. **latency**: a fresh pair of processes, events offered at a fixed rate (default
+   1,000/s, the rate achieved is reported); each event's publish time against the time
+   the adapter committed it (``applied_events.applied_at``): p50, p99, p99.9;
+4. **replay**: the adapter over the whole verified topic again, into an empty store, in
+   this process, against the first run's adapter rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from .bench_gateway import bare_loop
+from .broker.local import LocalBroker
+from .broker.produce import produce_all
+from .broker.topics import Topics, ensure_topics
+from .contract.codec import default_codec
+from .contract.keys import KeyRecord, KeyRing, make_key_id, public_key_bytes
+from .contract.message import EventSigner, SignedMessage
+from .keystore import open_key_storage
+from .loadgen import mixed_stream
+
+PARTITIONS = 4
+
+
+@dataclass
+class Figures:
+    events: int
+    store: str
+    bare_rate: float = 0.0
+    e2e_rate: float = 0.0
+    accepted: int = 0
+    actions: int = 0
+    offered_rate: float = 0.0
+    achieved_rate: float = 0.0
+    latency_ms: dict[str, float] = field(default_factory=dict)
+    latency_events: int = 0
+    first_adapter_rate: float = 0.0
+    replay_rate: float = 0.0
+    rss_mb: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def _status(pid: int, field_name: str) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1]) / 1024
+    except FileNotFoundError:
+        pass
+    return 0.0
+
+
+class Pair:
+    """The gateway and Ghana's national adapter as processes over one data directory."""
+
+    def __init__(self, data: Path, bootstrap: str, prefix: str, store: str | None) -> None:
+        self.data = data
+        self.env = {
+            **os.environ,
+            "CRG_DATA_DIR": str(data),
+            "CRG_TOPIC_PREFIX": prefix,
+            "CRG_BOOTSTRAP_SERVERS": bootstrap,
+            "CRG_LOG_FORMAT": "json",
+            "CRG_LOG_LEVEL": "warning",
+        }
+        if store:
+            self.env["CRG_LEDGER_URL"] = store.replace("{store}", "ledger")
+            self.env["CRG_NATIONAL_STORE_URL"] = store.replace("{store}", "national_{party}")
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self) -> None:
+        for name, args in (
+            ("gateway", ["gateway"]),
+            ("national", ["adapter", "national", "--party", "GHA"]),
+        ):
+            log = (self.data / f"{name}.log").open("ab")
+            self.processes[name] = subprocess.Popen(
+                [sys.executable, "-m", "gateway", *args],
+                env=self.env,
+                stdout=log,
+                stderr=log,
+                stdin=subprocess.DEVNULL,
+            )
+            log.close()
+
+    def rss(self) -> dict[str, float]:
+        return {n: _status(p.pid, "VmRSS") for n, p in self.processes.items()}
+
+    def peak(self) -> dict[str, float]:
+        return {n: _status(p.pid, "VmHWM") for n, p in self.processes.items()}
+
+    def check(self) -> None:
+        for name, p in self.processes.items():
+            if p.poll() is not None:
+                tail = (self.data / f"{name}.log").read_text(errors="replace")[-1500:]
+                raise RuntimeError(f"{name} exited with {p.returncode}:\n{tail}")
+
+    def stop(self) -> None:
+        for p in self.processes.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in self.processes.values():
+            try:
+                p.wait(60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def _stores(pair: Pair) -> tuple[Any, Any]:
+    from adapters.national_registry.store import open_national_store
+
+    from .ledger.store import open_ledger
+
+    ledger_url = (
+        pair.env.get("CRG_LEDGER_URL") or f"sqlite://{pair.data / 'gateway' / 'ledger.sqlite'}"
+    )
+    national_url = (
+        pair.env.get("CRG_NATIONAL_STORE_URL", "").replace("{party}", "GHA")
+        or f"sqlite://{pair.data / 'national' / 'GHA.sqlite'}"
+    )
+    return open_ledger(ledger_url), open_national_store(national_url, "GHA")
+
+
+async def _until_applied(
+    pair: Pair, prefix: str, published: int, on_progress: Any = None, within: float = 900
+) -> tuple[int, int]:
+    """Wait until the gateway judged everything and the adapter applied every accepted
+    event; return (accepted, actions)."""
+    topics = Topics(prefix)
+    deadline = time.monotonic() + within
+    ledger = national = None
+    try:
+        while time.monotonic() < deadline:
+            pair.check()
+            if ledger is None and (pair.data / "gateway").exists():
+                ledger, national = _stores(pair)
+            if ledger is not None and national is not None:
+                judged = sum(ledger.offsets(topics.raw).values())
+                accepted = ledger.accepted_count()
+                counts = national.counts()
+                if on_progress is not None:
+                    on_progress(judged)
+                if judged >= published and counts["applied_events"] >= accepted:
+                    return accepted, counts["actions"]
+            await asyncio.sleep(0.05)
+        raise TimeoutError("the pair did not get through in time")
+    finally:
+        if ledger is not None:
+            ledger.close()
+        if national is not None:
+            national.close()
+
+
+async def _wait_joined(pair: Pair, seconds: float = 8.0) -> None:
+    """Consumer groups on tansu settle in about five seconds."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pair.check()
+        await asyncio.sleep(0.2)
+
+
+def _keys(data: Path, record: KeyRecord) -> None:
+    open_key_storage(str(data / "keys" / "public-keys.json")).save([record])
+
+
+def signed_events(
+    n: int, seed: int = 7, private: Ed25519PrivateKey | None = None
+) -> tuple[list[SignedMessage], KeyRecord, Ed25519PrivateKey]:
+    private = private or Ed25519PrivateKey.generate()
+    since = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+    record = KeyRecord(
+        "verra",
+        make_key_id("verra", public_key_bytes(private), since),
+        public_key_bytes(private),
+        since,
+    )
+    signer = EventSigner(default_codec(), record.key_id, private)
+    return (
+        mixed_stream({"verra": signer}, n, seed=seed, projects=max(n // 200, 10)),
+        record,
+        private,
+    )
+
+
+async def throughput(
+    broker: LocalBroker,
+    messages: list[SignedMessage],
+    record: KeyRecord,
+    store: str | None,
+    f: Figures,
+) -> None:
+    with tempfile.TemporaryDirectory(prefix="crg-e2e-") as tmp:
+        data, prefix = Path(tmp), f"e2e{uuid.uuid4().hex[:6]}"
+        _keys(data, record)
+        await ensure_topics(broker.bootstrap_servers, Topics(prefix).all(), PARTITIONS)
+        pair = Pair(data, broker.bootstrap_servers, prefix, store)
+        pair.start()
+        try:
+            await _wait_joined(pair)
+            samples: dict[str, dict[str, float]] = {}
+
+            def progress(judged: int) -> None:
+                if "rss_at_10_percent" not in samples and judged >= len(messages) // 10:
+                    samples["rss_at_10_percent"] = pair.rss()
+
+            started = time.monotonic()
+            publishing = asyncio.create_task(
+                produce_all(broker.bootstrap_servers, Topics(prefix).raw, messages)
+            )
+            f.accepted, f.actions = await _until_applied(pair, prefix, len(messages), progress)
+            elapsed = time.monotonic() - started
+            await publishing
+            f.e2e_rate = len(messages) / elapsed
+            f.rss_mb = {
+                "at 10 %": samples.get("rss_at_10_percent", {}),
+                "at 100 %": pair.rss(),
+                "peak": pair.peak(),
+            }
+        finally:
+            pair.stop()
+        f.first_adapter_rate = f.accepted / elapsed
+        f.replay_rate = await replay_rate(broker, prefix)
+
+
+async def replay_rate(broker: LocalBroker, prefix: str) -> float:
+    """The adapter over the whole verified topic again, into an empty store."""
+    from adapters.national_registry.consumer import NationalAdapter
+    from adapters.national_registry.store import open_national_store
+
+    with tempfile.TemporaryDirectory(prefix="crg-e2e-replay-") as tmp:
+        store = open_national_store(f"sqlite://{Path(tmp) / 'GHA.sqlite'}", "GHA")
+        topics = Topics(prefix)
+        adapter = NationalAdapter(
+            bootstrap_servers=broker.bootstrap_servers,
+            store=store,
+            topics=Topics(f"{prefix}.replay"),
+        )
+        adapter.topic = topics.verified
+        adapter.group_id = f"{prefix}.replay"
+        await adapter.start()
+        try:
+            first, started, idle = 0, 0.0, 0
+            while idle < 3:
+                handled = await adapter.step(timeout_ms=500)
+                if handled and not started:
+                    started, first = time.monotonic(), adapter.processed
+                idle = idle + 1 if not handled and started else 0
+            return (adapter.processed - first) / max(time.monotonic() - started - 1.5, 1e-6)
+        finally:
+            await adapter.stop()
+            store.close()
+
+
+async def latency(
+    broker: LocalBroker,
+    messages: list[SignedMessage],
+    record: KeyRecord,
+    store: str | None,
+    rate: float,
+    f: Figures,
+) -> None:
+    with tempfile.TemporaryDirectory(prefix="crg-e2e-lat-") as tmp:
+        data, prefix = Path(tmp), f"lat{uuid.uuid4().hex[:6]}"
+        _keys(data, record)
+        await ensure_topics(broker.bootstrap_servers, Topics(prefix).all(), PARTITIONS)
+        pair = Pair(data, broker.bootstrap_servers, prefix, store)
+        pair.start()
+        sent_at: dict[str, float] = {}
+        codec = default_codec()
+        try:
+            await _wait_joined(pair)
+            producer = AIOKafkaProducer(
+                bootstrap_servers=broker.bootstrap_servers, acks="all", linger_ms=0
+            )
+            await producer.start()
+            try:
+                started = time.monotonic()
+                for i, m in enumerate(messages):
+                    due = started + i / rate
+                    delay = due - time.monotonic()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    event_id = str(codec.decode(m.value)["event_id"])
+                    sent_at[event_id] = time.time()
+                    await producer.send(
+                        Topics(prefix).raw, m.value, key=m.key, headers=list(m.headers)
+                    )
+                await producer.flush()
+                f.achieved_rate = len(messages) / (time.monotonic() - started)
+            finally:
+                await producer.stop()
+            await _until_applied(pair, prefix, len(messages))
+        finally:
+            pair.stop()
+        _, national = _stores(pair)
+        applied = national.applied_times()
+        national.close()
+        waits = sorted((applied[e] - sent_at[e]) * 1000 for e in applied if e in sent_at)
+        f.latency_events = len(waits)
+        f.offered_rate = rate
+
+        def pct(q: float) -> float:
+            return waits[min(len(waits) - 1, int(q * len(waits)))] if waits else float("nan")
+
+        f.latency_ms = {
+            "p50": pct(0.5),
+            "p99": pct(0.99),
+            "p99.9": pct(0.999),
+            "max": waits[-1] if waits else float("nan"),
+        }
+
+
+async def run(n: int, store: str | None, rate: float, latency_seconds: float) -> Figures:
+    from .logging import configure_logging
+
+    configure_logging("console", "warning")
+    f = Figures(n, (store or "sqlite").split("://")[0])
+    print(f"generating and signing {n:,} events…", file=sys.stderr, flush=True)
+    messages, record, private = signed_events(n)
+    with LocalBroker() as broker:
+        floor = Topics(f"bare{uuid.uuid4().hex[:6]}")
+        await ensure_topics(broker.bootstrap_servers, [floor.raw, floor.raw + ".out"], PARTITIONS)
+        await produce_all(broker.bootstrap_servers, floor.raw, messages)
+        print("bare loop…", file=sys.stderr, flush=True)
+        f.bare_rate = await bare_loop(
+            broker.bootstrap_servers, floor.raw, floor.raw + ".out", n, KeyRing([record])
+        )
+        print("gateway + national adapter, end to end…", file=sys.stderr, flush=True)
+        await throughput(broker, messages, record, store, f)
+        count = min(n, int(rate * latency_seconds))
+        print(f"latency at {rate:,.0f} events/s ({count:,} events)…", file=sys.stderr, flush=True)
+        fresh, _, _ = signed_events(count, seed=11, private=private)
+        await latency(broker, fresh, record, store, rate, f)
+    return f
+
+
+def report(f: Figures) -> str:
+    rss = f.rss_mb
+    lines = [
+        f"end-to-end benchmark: {f.events:,} events, stores {f.store}, {os.cpu_count()} cores",
+        f"  bare loop (consume + decode + verify + produce):   {f.bare_rate:>9,.0f} events/s",
+        f"  end to end (publish → last ITMO record committed): {f.e2e_rate:>8,.0f} events/s"
+        f"  ({f.accepted:,} accepted, {f.actions:,} ITMO actions)",
+        f"  end to end / bare: {f.e2e_rate / f.bare_rate:.0%}",
+        f"  latency publish → ITMO ledger at {f.offered_rate:,.0f} events/s offered "
+        f"({f.achieved_rate:,.0f}/s achieved, {f.latency_events:,} events): "
+        + ", ".join(f"{k} {v:,.0f} ms" for k, v in f.latency_ms.items()),
+        f"  adapter: {f.first_adapter_rate:,.0f} accepted events/s in the run, replay "
+        f"{f.replay_rate:,.0f}/s ({f.replay_rate / max(f.first_adapter_rate, 1e-9):.1f}×)",
+    ]
+    for name in ("gateway", "national"):
+        at10, at100, peak = (rss.get(k, {}).get(name, 0.0) for k in ("at 10 %", "at 100 %", "peak"))
+        lines.append(
+            f"  RSS {name}: {at10:,.0f} MB at 10 %, {at100:,.0f} MB at 100 % "
+            f"(growth {at100 - at10:+,.0f} MB), peak {peak:,.0f} MB"
+        )
+    return "\n".join(lines)
+
+
+def as_json(f: Figures) -> str:
+    return json.dumps(asdict(f), indent=2, sort_keys=True)
