@@ -87,9 +87,9 @@ class Pair:
             "CRG_LOG_FORMAT": "json",
             "CRG_LOG_LEVEL": "warning",
         }
-        if store:
-            self.env["CRG_LEDGER_URL"] = store.replace("{store}", "ledger")
-            self.env["CRG_NATIONAL_STORE_URL"] = store.replace("{store}", "national_{party}")
+        if store:  # PostgreSQL: fresh schemas for this pair
+            self.env["CRG_LEDGER_URL"] = _schema(store, f"{prefix}_ledger")
+            self.env["CRG_NATIONAL_STORE_URL"] = _schema(store, f"{prefix}_national_gha")
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self) -> None:
@@ -130,6 +130,14 @@ class Pair:
                 p.kill()
 
 
+def _schema(url: str, name: str) -> str:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {name}")
+    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{name}"
+
+
 def _stores(pair: Pair) -> tuple[Any, Any]:
     from adapters.national_registry.store import open_national_store
 
@@ -138,9 +146,8 @@ def _stores(pair: Pair) -> tuple[Any, Any]:
     ledger_url = (
         pair.env.get("CRG_LEDGER_URL") or f"sqlite://{pair.data / 'gateway' / 'ledger.sqlite'}"
     )
-    national_url = (
-        pair.env.get("CRG_NATIONAL_STORE_URL", "").replace("{party}", "GHA")
-        or f"sqlite://{pair.data / 'national' / 'GHA.sqlite'}"
+    national_url = pair.env.get("CRG_NATIONAL_STORE_URL") or (
+        f"sqlite://{pair.data / 'national' / 'GHA.sqlite'}"
     )
     return open_ledger(ledger_url), open_national_store(national_url, "GHA")
 

@@ -29,8 +29,7 @@ def register(sub: Any) -> None:
     p.add_argument("-n", type=int, default=200_000, help="events for the throughput run")
     p.add_argument(
         "--store",
-        help="postgresql://…/db?options=-csearch_path%%3D{store} ({store} becomes ledger / "
-        "national_{party}); default SQLite",
+        help="postgresql://…/db (fresh schemas are made in it); default SQLite files",
     )
     p.add_argument("--rate", type=float, default=1000.0, help="offered load for latency")
     p.add_argument("--latency-seconds", type=float, default=30.0)
