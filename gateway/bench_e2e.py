@@ -20,8 +20,6 @@ import asyncio
 import datetime as dt
 import json
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +40,7 @@ from .contract.keys import KeyRecord, KeyRing, make_key_id, public_key_bytes
 from .contract.message import EventSigner, SignedMessage
 from .keystore import open_key_storage
 from .loadgen import mixed_stream
+from .processes import Processes
 
 PARTITIONS = 4
 
@@ -63,71 +62,22 @@ class Figures:
     rss_mb: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-def _status(pid: int, field_name: str) -> float:
-    try:
-        with open(f"/proc/{pid}/status") as status:
-            for line in status:
-                if line.startswith(field_name + ":"):
-                    return int(line.split()[1]) / 1024
-    except FileNotFoundError:
-        pass
-    return 0.0
-
-
-class Pair:
+def pair_of(data: Path, bootstrap: str, prefix: str, store: str | None) -> Processes:
     """The gateway and Ghana's national adapter as processes over one data directory."""
-
-    def __init__(self, data: Path, bootstrap: str, prefix: str, store: str | None) -> None:
-        self.data = data
-        self.env = {
-            **os.environ,
-            "CRG_DATA_DIR": str(data),
-            "CRG_TOPIC_PREFIX": prefix,
-            "CRG_BOOTSTRAP_SERVERS": bootstrap,
-            "CRG_LOG_FORMAT": "json",
-            "CRG_LOG_LEVEL": "warning",
-        }
-        if store:  # PostgreSQL: fresh schemas for this pair
-            self.env["CRG_LEDGER_URL"] = _schema(store, f"{prefix}_ledger")
-            self.env["CRG_NATIONAL_STORE_URL"] = _schema(store, f"{prefix}_national_gha")
-        self.processes: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self) -> None:
-        for name, args in (
-            ("gateway", ["gateway"]),
-            ("national", ["adapter", "national", "--party", "GHA"]),
-        ):
-            log = (self.data / f"{name}.log").open("ab")
-            self.processes[name] = subprocess.Popen(
-                [sys.executable, "-m", "gateway", *args],
-                env=self.env,
-                stdout=log,
-                stderr=log,
-                stdin=subprocess.DEVNULL,
-            )
-            log.close()
-
-    def rss(self) -> dict[str, float]:
-        return {n: _status(p.pid, "VmRSS") for n, p in self.processes.items()}
-
-    def peak(self) -> dict[str, float]:
-        return {n: _status(p.pid, "VmHWM") for n, p in self.processes.items()}
-
-    def check(self) -> None:
-        for name, p in self.processes.items():
-            if p.poll() is not None:
-                tail = (self.data / f"{name}.log").read_text(errors="replace")[-1500:]
-                raise RuntimeError(f"{name} exited with {p.returncode}:\n{tail}")
-
-    def stop(self) -> None:
-        for p in self.processes.values():
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.processes.values():
-            try:
-                p.wait(60)
-            except subprocess.TimeoutExpired:
-                p.kill()
+    env = {
+        **os.environ,
+        "CRG_DATA_DIR": str(data),
+        "CRG_TOPIC_PREFIX": prefix,
+        "CRG_BOOTSTRAP_SERVERS": bootstrap,
+        "CRG_LOG_FORMAT": "json",
+        "CRG_LOG_LEVEL": "warning",
+    }
+    if store:  # PostgreSQL: fresh schemas for this pair
+        env["CRG_LEDGER_URL"] = _schema(store, f"{prefix}_ledger")
+        env["CRG_NATIONAL_STORE_URL"] = _schema(store, f"{prefix}_national_gha")
+    return Processes(
+        data, env, {"gateway": ["gateway"], "national": ["adapter", "national", "--party", "GHA"]}
+    )
 
 
 def _schema(url: str, name: str) -> str:
@@ -138,7 +88,7 @@ def _schema(url: str, name: str) -> str:
     return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{name}"
 
 
-def _stores(pair: Pair) -> tuple[Any, Any]:
+def _stores(pair: Processes) -> tuple[Any, Any]:
     from adapters.national_registry.store import open_national_store
 
     from .ledger.store import open_ledger
@@ -153,7 +103,7 @@ def _stores(pair: Pair) -> tuple[Any, Any]:
 
 
 async def _until_applied(
-    pair: Pair, prefix: str, published: int, on_progress: Any = None, within: float = 900
+    pair: Processes, prefix: str, published: int, on_progress: Any = None, within: float = 900
 ) -> tuple[int, int]:
     """Wait until the gateway judged everything and the adapter applied every accepted
     event; return (accepted, actions)."""
@@ -182,7 +132,7 @@ async def _until_applied(
             national.close()
 
 
-async def _wait_joined(pair: Pair, seconds: float = 8.0) -> None:
+async def _wait_joined(pair: Processes, seconds: float = 8.0) -> None:
     """Consumer groups on tansu settle in about five seconds."""
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -224,8 +174,8 @@ async def throughput(
         data, prefix = Path(tmp), f"e2e{uuid.uuid4().hex[:6]}"
         _keys(data, record)
         await ensure_topics(broker.bootstrap_servers, Topics(prefix).all(), PARTITIONS)
-        pair = Pair(data, broker.bootstrap_servers, prefix, store)
-        pair.start()
+        pair = pair_of(data, broker.bootstrap_servers, prefix, store)
+        pair.start_all()
         try:
             await _wait_joined(pair)
             samples: dict[str, dict[str, float]] = {}
@@ -248,7 +198,7 @@ async def throughput(
                 "peak": pair.peak(),
             }
         finally:
-            pair.stop()
+            pair.stop_all()
         f.first_adapter_rate = f.accepted / elapsed
         f.replay_rate = await replay_rate(broker, prefix)
 
@@ -294,8 +244,8 @@ async def latency(
         data, prefix = Path(tmp), f"lat{uuid.uuid4().hex[:6]}"
         _keys(data, record)
         await ensure_topics(broker.bootstrap_servers, Topics(prefix).all(), PARTITIONS)
-        pair = Pair(data, broker.bootstrap_servers, prefix, store)
-        pair.start()
+        pair = pair_of(data, broker.bootstrap_servers, prefix, store)
+        pair.start_all()
         sent_at: dict[str, float] = {}
         codec = default_codec()
         try:
@@ -322,7 +272,7 @@ async def latency(
                 await producer.stop()
             await _until_applied(pair, prefix, len(messages))
         finally:
-            pair.stop()
+            pair.stop_all()
         _, national = _stores(pair)
         applied = national.applied_times()
         national.close()

@@ -19,9 +19,6 @@ import asyncio
 import datetime as dt
 import os
 import random
-import signal
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -38,6 +35,7 @@ from .contract.keys import KeyRecord, make_key_id, public_key_bytes
 from .contract.message import EventSigner, SignedMessage
 from .keystore import open_key_storage
 from .loadgen import mixed_stream
+from .processes import Processes
 
 PARTIES = ("GHA", "CHE")
 PARTITIONS = 4
@@ -71,64 +69,24 @@ def stream(n: int, seed: int) -> tuple[list[SignedMessage], KeyRecord]:
     return mixed_stream({"verra": signer}, n, seed=seed, projects=max(n // 100, 5)), record
 
 
-class Components:
+def components(data: Path, broker: LocalBroker, prefix: str, registry_url: str) -> Processes:
     """The system's processes for one data directory and topic prefix."""
-
-    def __init__(self, data: Path, broker: LocalBroker, prefix: str, registry_url: str) -> None:
-        self.data, self.broker, self.prefix = data, broker, prefix
-        self.env = {
-            **os.environ,
-            "CRG_DATA_DIR": str(data),
-            "CRG_TOPIC_PREFIX": prefix,
-            "CRG_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
-            "CRG_INTERNATIONAL_REGISTRY_URL": registry_url,
-            "CRG_LOG_LEVEL": "warning",
-            "CRG_LOG_FORMAT": "json",
-            "CRG_GATEWAY_MAX_BATCH": "500",
-        }
-        self.commands = {
-            "gateway": ["gateway"],
-            **{f"national-{p}": ["adapter", "national", "--party", p] for p in PARTIES},
-            "international": ["adapter", "international"],
-        }
-        self.running: dict[str, subprocess.Popen[bytes]] = {}
-
-    def start(self, name: str) -> None:
-        log = (self.data / f"{name}.log").open("ab")
-        self.running[name] = subprocess.Popen(
-            [sys.executable, "-m", "gateway", *self.commands[name]],
-            env=self.env,
-            stdout=log,
-            stderr=log,
-            stdin=subprocess.DEVNULL,
-        )
-        log.close()
-
-    def start_all(self) -> None:
-        for name in self.commands:
-            self.start(name)
-
-    def kill(self, name: str) -> None:
-        process = self.running[name]
-        process.send_signal(signal.SIGKILL)
-        process.wait(30)
-        self.start(name)
-
-    def check(self) -> None:
-        for name, process in self.running.items():
-            if process.poll() is not None:
-                tail = (self.data / f"{name}.log").read_text(errors="replace")[-1500:]
-                raise RuntimeError(f"{name} exited with {process.returncode}:\n{tail}")
-
-    def stop_all(self) -> None:
-        for process in self.running.values():
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in self.running.values():
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                process.kill()
+    env = {
+        **os.environ,
+        "CRG_DATA_DIR": str(data),
+        "CRG_TOPIC_PREFIX": prefix,
+        "CRG_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "CRG_INTERNATIONAL_REGISTRY_URL": registry_url,
+        "CRG_LOG_LEVEL": "warning",
+        "CRG_LOG_FORMAT": "json",
+        "CRG_GATEWAY_MAX_BATCH": "500",
+    }
+    commands = {
+        "gateway": ["gateway"],
+        **{f"national-{p}": ["adapter", "national", "--party", p] for p in PARTIES},
+        "international": ["adapter", "international"],
+    }
+    return Processes(data, env, commands)
 
 
 async def one_run(
@@ -156,7 +114,7 @@ async def one_run(
         open_key_storage(str(data / "keys" / "public-keys.json")).save([key])
         topics = Topics(prefix)
         await ensure_topics(broker.bootstrap_servers, topics.all(), PARTITIONS)
-        parts = Components(data, broker, prefix, f"http://127.0.0.1:{port}")
+        parts = components(data, broker, prefix, f"http://127.0.0.1:{port}")
         parts.start_all()
         outcome = Outcome("", {}, 0, 0, 0)
         try:

@@ -1,0 +1,75 @@
+"""Named ``crg`` processes over one data directory, each logging to a file there: how
+the chaos run and the end-to-end benchmark run the system as separate processes."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+
+def status_mb(pid: int, field_name: str) -> float:
+    """A memory figure of ``/proc/<pid>/status`` (``VmRSS``, ``VmHWM``) in MB; 0 if gone."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(field_name + ":"):
+                    return int(line.split()[1]) / 1024
+    except FileNotFoundError:
+        pass
+    return 0.0
+
+
+class Processes:
+    def __init__(self, data: Path, env: dict[str, str], commands: dict[str, list[str]]) -> None:
+        self.data = data
+        self.env = env
+        self.commands = commands
+        self.running: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self, name: str) -> None:
+        log = (self.data / f"{name}.log").open("ab")
+        self.running[name] = subprocess.Popen(
+            [sys.executable, "-m", "gateway", *self.commands[name]],
+            env=self.env,
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+        )
+        log.close()
+
+    def start_all(self) -> None:
+        for name in self.commands:
+            self.start(name)
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one process and start it again at once."""
+        process = self.running[name]
+        process.send_signal(signal.SIGKILL)
+        process.wait(30)
+        self.start(name)
+
+    def check(self) -> None:
+        """Raise, with the end of its log, if a process has exited."""
+        for name, process in self.running.items():
+            if process.poll() is not None:
+                tail = (self.data / f"{name}.log").read_text(errors="replace")[-1500:]
+                raise RuntimeError(f"{name} exited with {process.returncode}:\n{tail}")
+
+    def rss(self) -> dict[str, float]:
+        return {n: status_mb(p.pid, "VmRSS") for n, p in self.running.items()}
+
+    def peak(self) -> dict[str, float]:
+        return {n: status_mb(p.pid, "VmHWM") for n, p in self.running.items()}
+
+    def stop_all(self) -> None:
+        """SIGTERM every process, then wait (a minute at most) for each to end."""
+        for process in self.running.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.running.values():
+            try:
+                process.wait(60)
+            except subprocess.TimeoutExpired:
+                process.kill()
