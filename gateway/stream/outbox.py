@@ -100,6 +100,7 @@ class Outbox:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.queued: list[OutboxMessage] = []
+        self._seqs: dict[tuple[int, int], int] = {}  # next place per consumed message
 
     def add(
         self,
@@ -110,12 +111,10 @@ class Outbox:
         value: bytes,
         headers: Headers,
     ) -> None:
-        last = self.queued[-1] if self.queued else None
-        same = last is not None and (last.source_partition, last.source_offset) == (
-            partition,
-            offset,
-        )
-        seq = last.seq + 1 if same and last is not None else 0
+        if not self.queued:  # a new transaction
+            self._seqs = {}
+        seq = self._seqs.get((partition, offset), -1) + 1
+        self._seqs[(partition, offset)] = seq
         self.queued.append(OutboxMessage(partition, offset, seq, topic, key, value, list(headers)))
 
     def write(self) -> list[OutboxMessage]:

@@ -217,3 +217,18 @@ def test_postgresql_itself_refuses_overlapping_blocks(pg_url: str) -> None:
         ledger.apply(Change((), (blk(5, 20, issued_by="e2"),)))
     assert [b.start for b in ledger.blocks()] == [1]
     ledger.close()
+
+
+def test_outbox_numbers_each_consumed_message_s_messages_even_interleaved(
+    ledger: LedgerStore,
+) -> None:
+    with ledger.transaction():
+        ledger.outbox_add(0, 3, "verified", None, b"a", [])
+        ledger.outbox_add(1, 8, "rejected", None, b"b", [])
+        ledger.outbox_add(0, 3, "alerts", None, b"c", [])  # offset 3 again, after another
+    assert [(m.source_partition, m.source_offset, m.seq) for m in ledger.last_outbox] == [
+        (0, 3, 0),
+        (1, 8, 0),
+        (0, 3, 1),
+    ]
+    assert [m.value for m in ledger.outbox_pending([0])] == [b"a", b"c"]
