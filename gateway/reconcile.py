@@ -127,15 +127,13 @@ def itmo_blocks(
     out = []
     for registry, series, start, end, state in article6:
         found = _status_at(blocks, registry, series, start, end)
-        want = "active" if state in ("AUTHORIZED", "FIRST_TRANSFERRED") else None
-        ok = (
-            found.get("active", 0) == end - start + 1
-            if want == "active"
-            else found.get("retired", 0) + found.get("cancelled", 0) == end - start + 1
-            if state in ("USED", "CANCELLED")
-            else sum(found.values()) == end - start + 1
-        )
-        if not ok:
+        if state in ("AUTHORIZED", "FIRST_TRANSFERRED"):
+            matching = found.get("active", 0)
+        elif state in ("USED", "CANCELLED"):
+            matching = found.get("retired", 0) + found.get("cancelled", 0)
+        else:  # revoked: no longer ITMOs, the units may be in any state
+            matching = sum(found.values())
+        if matching != end - start + 1:
             got = ", ".join(f"{k} {v:,}" for k, v in sorted(found.items())) or "absent"
             out.append(Difference(f"{registry} units {start}-{end}", got, f"ITMO state {state}"))
     return out
