@@ -42,7 +42,7 @@ def start_gateway(data_dir: Path, broker: LocalBroker, prefix: str) -> subproces
         "CRG_DATA_DIR": str(data_dir),
         "CRG_LOG_LEVEL": "warning",
         "CRG_LOG_FORMAT": "json",
-        "CRG_GATEWAY_MAX_BATCH": "500",
+        "CRG_GATEWAY_MAX_BATCH": "100",  # small batches: more commits to die between
     }
     return subprocess.Popen(
         [sys.executable, "-m", "gateway", "gateway"],
@@ -87,7 +87,7 @@ def run_to_end(
                 while progress(data_dir, topic)[0] == before and time.monotonic() < deadline:
                     assert process.poll() is None, (data_dir / "gw.log").read_text()[-2000:]
                     time.sleep(0.02)
-                time.sleep(rng.uniform(0.0, 0.5))  # somewhere inside a batch, a commit, a flush
+                time.sleep(rng.uniform(0.0, 0.15))  # inside a batch, a commit, a flush
                 process.send_signal(signal.SIGKILL)
                 process.wait(10)
                 progress_at_kills.append(progress(data_dir, topic)[0])
