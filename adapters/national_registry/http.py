@@ -19,6 +19,17 @@ from .store import NationalStore, Query
 from .units import ItmoState
 
 MAX_PAGE = 1000
+#: the query parameters of the ITMO list (also the options of ``crg itmo list``)
+FILTERS = (
+    "state",
+    "vintage",
+    "action_type",
+    "cooperative_approach",
+    "since",
+    "until",
+    "after",
+    "limit",
+)
 
 
 class BadQuery(ValueError):
@@ -39,17 +50,7 @@ def _time(value: str | None, name: str) -> str | None:
 
 def query_from(params: Any) -> Query:
     """Validated filters from query parameters (aiohttp's MultiDict or a dict)."""
-    known = {
-        "state",
-        "vintage",
-        "action_type",
-        "cooperative_approach",
-        "since",
-        "until",
-        "after",
-        "limit",
-    }
-    unknown = sorted(set(params) - known)
+    unknown = sorted(set(params) - set(FILTERS))
     if unknown:
         raise BadQuery(f"unknown query parameter(s): {', '.join(unknown)}")
     state = params.get("state")

@@ -16,7 +16,13 @@ from aiohttp import web
 
 from adapters.national_registry.aef import Submission, tables, write_csv, write_xlsx
 from adapters.national_registry.consumer import NationalAdapter
-from adapters.national_registry.http import BadQuery, action_json, make_national_app, query_from
+from adapters.national_registry.http import (
+    FILTERS,
+    BadQuery,
+    action_json,
+    make_national_app,
+    query_from,
+)
 from adapters.national_registry.identifier import parse
 from adapters.national_registry.rules import Numbering
 from adapters.national_registry.store import NationalStore, open_national_store
@@ -62,16 +68,9 @@ def register(sub: Any) -> None:
     common.add_argument("--party", type=party_code, required=True)
     common.add_argument("--store", help="store URL (default: $CRG_NATIONAL_STORE_URL or SQLite)")
     p = itmo.add_parser("list", parents=[common], help="ITMO blocks, filtered")
-    for name in (
-        "state",
-        "vintage",
-        "action-type",
-        "cooperative-approach",
-        "since",
-        "until",
-        "after",
-    ):
-        p.add_argument(f"--{name}")
+    for name in FILTERS:
+        if name != "limit":  # has its default below
+            p.add_argument(f"--{name.replace('_', '-')}")
     p.add_argument("--limit", default="100")
     p.add_argument("--json", action="store_true", help="JSON lines instead of a table")
     p.set_defaults(handler=cmd_itmo_list)
@@ -141,20 +140,7 @@ def cmd_adapter_national(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_itmo_list(args: argparse.Namespace, settings: Settings) -> int:
-    params = {
-        key: getattr(args, key)
-        for key in (
-            "state",
-            "vintage",
-            "action_type",
-            "cooperative_approach",
-            "since",
-            "until",
-            "after",
-            "limit",
-        )
-        if getattr(args, key) is not None
-    }
+    params = {key: getattr(args, key) for key in FILTERS if getattr(args, key) is not None}
     try:
         query = query_from(params)
     except BadQuery as exc:
