@@ -1,4 +1,5 @@
-"""An in-memory ledger view, for the rules' unit tests, dry runs and benchmarks."""
+"""An in-memory ledger view: for the rules' unit tests, dry runs, benchmarks, and the
+copy of the blocks one transaction works on (:mod:`gateway.ledger.staged`)."""
 
 from __future__ import annotations
 
@@ -28,16 +29,25 @@ class MemoryLedger:
                 found.append(b)
         return found
 
+    def insert(self, block: Block) -> None:
+        blocks = self._series.setdefault((block.registry_id, block.series), [])
+        bisect.insort(blocks, block, key=_start)
+
+    def discard(self, block: Block) -> bool:
+        """Remove ``block`` if it is here (blocks never overlap: its start finds it)."""
+        blocks = self._series.get((block.registry_id, block.series), [])
+        i = bisect.bisect_left(blocks, block.start, key=_start)
+        if i == len(blocks) or blocks[i] != block:
+            return False
+        del blocks[i]
+        return True
+
     def apply(self, change: Change) -> None:
-        for b in change.remove:  # blocks never overlap: the start finds the block
-            blocks = self._series[(b.registry_id, b.series)]
-            i = bisect.bisect_left(blocks, b.start, key=_start)
-            if i == len(blocks) or blocks[i] != b:
+        for b in change.remove:
+            if not self.discard(b):
                 raise ValueError(f"block {b.start}-{b.end} is not in the ledger")
-            del blocks[i]
         for b in change.add:
-            blocks = self._series.setdefault((b.registry_id, b.series), [])
-            bisect.insort(blocks, b, key=_start)
+            self.insert(b)
 
     def blocks(self) -> list[Block]:
         return [b for key in sorted(self._series) for b in self._series[key]]

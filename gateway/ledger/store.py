@@ -10,23 +10,30 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..stream.database import Database, connect, overlapping_sql
+from ..stream.database import Database, connect
 from ..stream.outbox import Headers, pack_headers
 from ..stream.outbox import unpack_headers as unpack_headers
 from ..stream.store import TransactionalStore
 from .blocks import Block, Status
 from .rules import Change
 from .schema import POSTGRES, SQLITE
+from .staged import (
+    Issuance,
+    Range,
+    StagedBlocks,
+    StagedIdentities,
+    StagedIssuances,
+    block_key,
+)
 
 BLOCK_COLUMNS = (
     "registry_id, series, start_no, end_no, project_id, host_party, vintage, "
     "unit_type, account, status, labels, issued_by"
 )
-_OVERLAPPING = overlapping_sql("blocks", BLOCK_COLUMNS)
 
 
 _STATUS = {s.value: s for s in Status}
@@ -77,6 +84,59 @@ def _block_row(b: Block) -> tuple[Any, ...]:
     )
 
 
+_CHUNK = 500  # rows of a VALUES list: well inside every parameter limit
+
+
+def _chunks(items: list[Any]) -> Iterator[list[Any]]:
+    for i in range(0, len(items), _CHUNK):
+        yield items[i : i + _CHUNK]
+
+
+def _values(n: int, *types: str) -> str:
+    row = "(" + ", ".join(f"CAST(? AS {t})" for t in types) + ")"
+    return ", ".join([row] * n)
+
+
+@functools.lru_cache(maxsize=64)
+def _blocks_of_ranges(n: int) -> str:
+    """Blocks sharing a unit with any of ``n`` ranges: per range, from the last block
+    starting at or before it to the last starting inside it — one walk of the key."""
+    columns = ", ".join(f"b.{c.strip()}" for c in BLOCK_COLUMNS.split(","))
+    return (
+        f"WITH wanted (registry_id, series, lo, hi) AS"
+        f" (VALUES {_values(n, 'TEXT', 'TEXT', 'BIGINT', 'BIGINT')})"
+        f" SELECT {columns} FROM wanted w JOIN blocks b"
+        " ON b.registry_id = w.registry_id AND b.series = w.series AND b.start_no <= w.hi"
+        " AND b.end_no >= w.lo AND b.start_no >= coalesce((SELECT max(x.start_no)"
+        " FROM blocks x WHERE x.registry_id = w.registry_id AND x.series = w.series"
+        " AND x.start_no <= w.lo), w.lo)"
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _identities_of(n: int) -> str:
+    """Accepted events holding any of ``n`` (registry, event id, sequence): by id, then
+    by sequence (each join walks one unique index)."""
+    columns = "a.registry_id, a.event_id, a.value_sha256, a.position, a.sequence"
+    return (
+        "WITH asked (registry_id, event_id, sequence) AS"
+        f" (VALUES {_values(n, 'TEXT', 'TEXT', 'BIGINT')})"
+        f" SELECT {columns} FROM asked w JOIN accepted_events a"
+        " ON a.registry_id = w.registry_id AND a.event_id = w.event_id"
+        f" UNION ALL SELECT {columns} FROM asked w JOIN accepted_events a"
+        " ON a.registry_id = w.registry_id AND a.sequence = w.sequence"
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _issuances_of(n: int) -> str:
+    return (
+        f"WITH asked (identity) AS (VALUES {_values(n, 'TEXT')})"
+        " SELECT p.identity, p.registry_id, p.project_id, p.vintage_start, p.vintage_end,"
+        " p.event_id FROM asked w JOIN project_issuances p ON p.identity = w.identity"
+    )
+
+
 @dataclass(frozen=True)
 class RejectedRecord:
     id: int
@@ -92,12 +152,23 @@ class RejectedRecord:
 
 
 class LedgerStore(TransactionalStore):
-    """Open with :func:`open_ledger`. Not thread-safe: one gateway worker thread uses it."""
+    """Open with :func:`open_ledger`. Not thread-safe: one gateway worker thread uses it.
+
+    Inside a transaction, blocks, accepted ids and project identities are read set-wise
+    (:meth:`read_ahead`), judged against in memory and written in bulk at commit
+    (:mod:`gateway.ledger.staged`); outside one, reads go to the database.
+    """
 
     def __init__(self, db: Database) -> None:
         self._rejected_rows: list[tuple[Any, ...]] = []
         self._highs: dict[str, int] = {}
         self._dirty_highs: set[str] = set()
+        self._positions: list[int] = []
+        self._next_sqlite_position: int | None = None
+        self._expected_accepts = 1
+        self._blocks = StagedBlocks()
+        self._identities = StagedIdentities()
+        self._issuances = StagedIssuances()
         super().__init__(db)
 
     def _exec(self, sql: str, params: Sequence[Any] = ()) -> Any:
@@ -109,9 +180,33 @@ class LedgerStore(TransactionalStore):
     def _begin(self) -> None:
         self._rejected_rows = []
         self._highs, self._dirty_highs = {}, set()
+        self._positions, self._next_sqlite_position, self._expected_accepts = [], None, 1
+        self._blocks = StagedBlocks()
+        self._identities = StagedIdentities()
+        self._issuances = StagedIssuances()
 
     def _before_commit(self) -> None:
-        """Rows queued during the transaction, written in one go before it commits."""
+        """The transaction's net changes, written in one go before it commits; deletions
+        first, so that PostgreSQL's exclusion constraint sees no passing overlap."""
+        self._many(
+            "DELETE FROM blocks WHERE registry_id = ? AND series = ? AND start_no = ?",
+            list(self._blocks.deleted),
+        )
+        self._many(
+            f"INSERT INTO blocks ({BLOCK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [_block_row(b) for b in self._blocks.added.values()],
+        )
+        overriding = " OVERRIDING SYSTEM VALUE" if self.db.postgres else ""
+        self._many(
+            "INSERT INTO accepted_events (position, registry_id, event_id, value_sha256,"
+            f" sequence, source){overriding} VALUES (?, ?, ?, ?, ?, ?)",
+            self._identities.rows,
+        )
+        self._many(
+            "INSERT INTO project_issuances (identity, registry_id, project_id, vintage_start,"
+            " vintage_end, event_id) VALUES (?, ?, ?, ?, ?, ?)",
+            self._issuances.rows,
+        )
         self._many(
             "INSERT INTO rejected_events (registry_id, event_id, reason, message, value,"
             " headers, source, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -123,22 +218,44 @@ class LedgerStore(TransactionalStore):
             [(r, self._highs[r]) for r in sorted(self._dirty_highs)],
         )
 
+    def read_ahead(
+        self,
+        ranges: Iterable[Range],
+        identities: Iterable[tuple[str, str, int]],
+        project_identities: Iterable[str],
+    ) -> None:
+        """Read, in a few queries, what judging a batch may ask: the blocks of every
+        (registry, series, first, last) range, the accepted (registry, event id,
+        sequence) clashes and the issuances of each project identity."""
+        self._require_transaction("read_ahead")
+        wanted = [r for r in dict.fromkeys(ranges) if not self._blocks.covers(r)]
+        self._blocks.load(self._stored_blocks(wanted), wanted)
+        asked = [i for i in dict.fromkeys(identities) if not self._identities.knows(*i)]
+        self._identities.load(asked, self._stored_identities(asked))
+        known = self._issuances.by_identity
+        unread = [i for i in dict.fromkeys(project_identities) if i not in known]
+        self._issuances.load(unread, self._stored_issuances(unread))
+        self._expected_accepts = max(len(asked), 1)
+
     # -- blocks (LedgerView) ---------------------------------------------------------------
+    def _stored_blocks(self, ranges: list[Range]) -> Iterator[Block]:
+        """Stored blocks sharing a unit with any of the ranges (a block may come twice)."""
+        for chunk in _chunks(ranges):
+            rows = self._exec(_blocks_of_ranges(len(chunk)), [v for r in chunk for v in r])
+            yield from (_block(row) for row in rows.fetchall())
+
     def overlapping(self, registry_id: str, series: str, start: int, end: int) -> list[Block]:
-        rows = self._exec(
-            _OVERLAPPING, (registry_id, series, end, registry_id, series, start, start)
-        ).fetchall()
-        return [_block(r) for r in rows if r[3] >= start]
+        wanted = (registry_id, series, start, end)
+        if not self._in_tx:
+            found = {block_key(b): b for b in self._stored_blocks([wanted])}
+            return [found[k] for k in sorted(found)]
+        if not self._blocks.covers(wanted):
+            self._blocks.load(self._stored_blocks([wanted]), [wanted])
+        return self._blocks.overlapping(registry_id, series, start, end)
 
     def apply(self, change: Change) -> None:
-        self._many(
-            "DELETE FROM blocks WHERE registry_id = ? AND series = ? AND start_no = ?",
-            [(b.registry_id, b.series, b.start) for b in change.remove],
-        )
-        self._many(
-            f"INSERT INTO blocks ({BLOCK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [_block_row(b) for b in change.add],
-        )
+        self._require_transaction("apply")
+        self._blocks.apply(change)
 
     def blocks(self, registry_id: str | None = None) -> list[Block]:
         where, params = ("WHERE registry_id = ?", (registry_id,)) if registry_id else ("", ())
@@ -149,29 +266,51 @@ class LedgerStore(TransactionalStore):
         return [_block(r) for r in rows]
 
     # -- event identity and order ----------------------------------------------------------
+    def _stored_identities(
+        self, asked: list[tuple[str, str, int]]
+    ) -> Iterator[tuple[str, str, bytes, int, int]]:
+        for chunk in _chunks(asked):
+            rows = self._exec(_identities_of(len(chunk)), [v for a in chunk for v in a])
+            for r in rows.fetchall():
+                yield str(r[0]), str(r[1]), bytes(r[2]), int(r[3]), int(r[4])
+
     def identity_clash(
         self, registry_id: str, event_id: str, sequence: int
     ) -> tuple[tuple[bytes, int] | None, str | None]:
-        """In one query: (sha256, position) if this event id was accepted, and the event id
-        already holding this sequence number, if any."""
-        rows = self._exec(
-            "SELECT event_id, value_sha256, position, sequence FROM accepted_events"
-            " WHERE registry_id = ? AND (event_id = ? OR sequence = ?)",
-            (registry_id, event_id, sequence),
-        ).fetchall()
-        seen = next(((bytes(r[1]), int(r[2])) for r in rows if r[0] == event_id), None)
-        holder = next((str(r[0]) for r in rows if int(r[3]) == sequence), None)
-        return seen, holder
+        """(sha256, position) if this event id was accepted, and the event id already
+        holding this sequence number, if any."""
+        asked = [(registry_id, event_id, sequence)]
+        staged = self._identities if self._in_tx else StagedIdentities()
+        if not staged.knows(registry_id, event_id, sequence):
+            staged.load(asked, self._stored_identities(asked))
+        return staged.clash(registry_id, event_id, sequence)
 
     def record_accepted(
         self, registry_id: str, event_id: str, sha256: bytes, sequence: int, source: str
     ) -> int:
-        row = self._exec(
-            "INSERT INTO accepted_events (registry_id, event_id, value_sha256, sequence, source)"
-            " VALUES (?, ?, ?, ?, ?) RETURNING position",
-            (registry_id, event_id, sha256, sequence, source),
-        ).fetchone()
-        return int(row[0])
+        """Return the event's ledger position; the row is written at commit."""
+        self._require_transaction("record_accepted")
+        if not self._positions:
+            self._positions = self._reserve_positions(self._expected_accepts)
+        position = self._positions.pop()
+        self._identities.accept(position, registry_id, event_id, sha256, sequence, source)
+        return position
+
+    def _reserve_positions(self, n: int) -> list[int]:
+        """``n`` unused ledger positions, the next one last (for ``pop``)."""
+        if self.db.postgres:
+            rows = self._exec(
+                "SELECT nextval(pg_get_serial_sequence('accepted_events', 'position'))"
+                " FROM generate_series(1, ?)",
+                (n,),
+            ).fetchall()
+            return sorted((int(r[0]) for r in rows), reverse=True)
+        if self._next_sqlite_position is None:  # the write lock is held: nobody else inserts
+            row = self._exec("SELECT coalesce(max(position), 0) FROM accepted_events").fetchone()
+            self._next_sqlite_position = int(row[0]) + 1
+        first = self._next_sqlite_position
+        self._next_sqlite_position += n
+        return list(range(first + n - 1, first - 1, -1))
 
     def sequence_high(self, registry_id: str) -> int:
         if registry_id in self._highs:
@@ -186,8 +325,7 @@ class LedgerStore(TransactionalStore):
 
     def set_sequence_high(self, registry_id: str, high: int) -> None:
         """Kept in memory and written once when the transaction commits."""
-        if not self._in_tx:
-            raise RuntimeError("set_sequence_high outside a ledger transaction")
+        self._require_transaction("set_sequence_high")
         self._highs[registry_id] = high
         self._dirty_highs.add(registry_id)
 
@@ -195,13 +333,19 @@ class LedgerStore(TransactionalStore):
         return int(self._exec("SELECT count(*) FROM accepted_events").fetchone()[0])
 
     # -- cross-registry project identity -------------------------------------------------
-    def issuances_of_identity(self, identity: str) -> list[tuple[str, str, str, str, str]]:
-        rows = self._exec(
-            "SELECT registry_id, project_id, vintage_start, vintage_end, event_id"
-            " FROM project_issuances WHERE identity = ?",
-            (identity,),
-        ).fetchall()
-        return [tuple(str(v) for v in r) for r in rows]  # type: ignore[misc]
+    def _stored_issuances(self, identities: list[str]) -> Iterator[tuple[str, Issuance]]:
+        for chunk in _chunks(identities):
+            rows = self._exec(_issuances_of(len(chunk)), chunk)
+            for r in rows.fetchall():
+                yield str(r[0]), (str(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5]))
+
+    def issuances_of_identity(self, identity: str) -> list[Issuance]:
+        """(registry, project, vintage start, vintage end, event id) of every issuance
+        of projects with this normalised identity."""
+        staged = self._issuances if self._in_tx else StagedIssuances()
+        if identity not in staged.by_identity:
+            staged.load([identity], self._stored_issuances([identity]))
+        return list(staged.by_identity[identity])
 
     def record_issuance_identity(
         self,
@@ -212,10 +356,10 @@ class LedgerStore(TransactionalStore):
         vintage_end: str,
         event_id: str,
     ) -> None:
-        self._exec(
-            "INSERT INTO project_issuances (identity, registry_id, project_id, vintage_start,"
-            " vintage_end, event_id) VALUES (?, ?, ?, ?, ?, ?)",
-            (identity, registry_id, project_id, vintage_start, vintage_end, event_id),
+        self._require_transaction("record_issuance_identity")
+        self.issuances_of_identity(identity)  # stored ones first, so none is shadowed
+        self._issuances.record(
+            identity, (registry_id, project_id, vintage_start, vintage_end, event_id)
         )
 
     # -- rejected events -------------------------------------------------------------------

@@ -26,7 +26,7 @@ from ..contract.models import RegistryEvent
 from ..ledger.store import LedgerStore
 from ..metrics import ALERTS, BATCH_SECONDS, BATCH_SIZE, EVENTS, LAG
 from ..stream.process import Batch, ConsumerProcess, Incoming
-from .verdict import Verdict, authenticate, judge_authentic, route
+from .verdict import Verdict, authenticate, judge_authentic, read_ahead, route
 
 log = structlog.get_logger("crg.gateway")
 
@@ -72,6 +72,8 @@ class Gateway(ConsumerProcess[RegistryEvent | Verdict]):
     def handle(self, items: list[tuple[Incoming, RegistryEvent | Verdict]]) -> dict[str, int]:
         counts: dict[str, int] = {}
         tally: dict[tuple[str, str], int] = {}  # verdicts by outcome and reason
+        read_ahead([e for _, e in items if not isinstance(e, Verdict)], self.ledger)
+        decisions = log.bind()  # bound once per batch, not once per verdict
         for msg, first in items:
             verdict = (
                 first if isinstance(first, Verdict) else judge_authentic(msg, first, self.ledger)
@@ -83,7 +85,7 @@ class Gateway(ConsumerProcess[RegistryEvent | Verdict]):
                 ALERTS.labels(str(alert["alert"])).inc()
             counts[verdict.outcome] = counts.get(verdict.outcome, 0) + 1
             event = verdict.event
-            log.info(
+            decisions.info(
                 "gateway.verdict",
                 verdict=verdict.outcome,
                 reason=reason or None,

@@ -86,11 +86,33 @@ def judge_event(event: RegistryEvent, value: bytes, ledger: LedgerStore) -> Verd
     return Verdict("accepted", None, "", event, None)
 
 
+def read_ahead(events: list[RegistryEvent], ledger: LedgerStore) -> None:
+    """Read set-wise what judging these events will ask the ledger (see
+    :mod:`gateway.ledger.staged`): their serial blocks, ids and project identities."""
+    ledger.read_ahead(
+        ranges=(
+            (e.registry_id, e.serial_block.series, e.serial_block.start, e.serial_block.end)
+            for e in events
+        ),
+        identities=((e.registry_id, e.event_id, e.sequence) for e in events),
+        project_identities=(
+            identity
+            for e in events
+            if isinstance(e.payload, UnitsIssued)
+            and (identity := _issuance_identity(e.payload)) is not None
+        ),
+    )
+
+
+def _issuance_identity(p: UnitsIssued) -> str | None:
+    return project_identity(p.project.host_party, p.project.name)
+
+
 def cross_registry_alerts(event: RegistryEvent, ledger: LedgerStore) -> list[dict[str, object]]:
     p = event.payload
     if not isinstance(p, UnitsIssued):
         return []
-    identity = project_identity(p.project.host_party, p.project.name)
+    identity = _issuance_identity(p)
     if identity is None:
         return []
     vintage = (p.vintage_start.isoformat(), p.vintage_end.isoformat())

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gateway.contract.codec import default_codec
+from gateway.contract.keys import KeyRecord, KeyRing, make_key_id, public_key_bytes
+from gateway.contract.message import EventSigner, verify_and_decode
+from gateway.contract.models import RegistryEvent
 from gateway.ledger.blocks import Block, Status
 from gateway.ledger.rules import Change
 from gateway.ledger.store import LedgerStore, open_ledger
+from gateway.loadgen import T0, mixed_stream
+from gateway.pipeline.verdict import judge_authentic, read_ahead
+from gateway.stream.process import Incoming
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -232,3 +241,56 @@ def test_outbox_numbers_each_consumed_message_s_messages_even_interleaved(
         (0, 3, 1),
     ]
     assert [m.value for m in ledger.outbox_pending([0])] == [b"a", b"c"]
+
+
+def _judged_stream(
+    ledger: LedgerStore, batches: list[list[tuple[Incoming, RegistryEvent]]], ahead: float
+) -> list[tuple[str, str | None, int | None]]:
+    """Judge each batch in one transaction, reading ahead a share ``ahead`` of it."""
+    out = []
+    for batch in batches:
+        with ledger.transaction():
+            read_ahead([e for _, e in batch[: int(len(batch) * ahead)]], ledger)
+            for msg, event in batch:
+                v = judge_authentic(msg, event, ledger)
+                out.append((v.outcome, v.reason.value if v.reason else None, v.position))
+    return out
+
+
+def test_judging_set_wise_equals_judging_one_event_at_a_time(
+    ledger: LedgerStore, tmp_path: Path
+) -> None:
+    """Blocks, ids and identities read ahead for a batch, judged in memory and written
+    at commit give exactly the verdicts, positions and ledger of one event per
+    transaction, whatever share of the batch was read ahead — with events touching the
+    same blocks within and across batches, and identical repeats."""
+    private = Ed25519PrivateKey.generate()
+    public = public_key_bytes(private)
+    record = KeyRecord("verra", make_key_id("verra", public, T0), public, T0)
+    ring, codec = KeyRing([record]), default_codec()
+    signed = mixed_stream({"verra": EventSigner(codec, record.key_id, private)}, 600, projects=4)
+    rng = random.Random(3)
+    for i in rng.sample(range(len(signed)), 40):  # identical repeats, near and far
+        signed.insert(min(i + rng.randrange(1, 300), len(signed)), signed[i])
+    stream = [
+        (
+            Incoming(m.value, list(m.headers), m.key, f"raw/0/{i}", 0, i),
+            verify_and_decode(m.value, m.headers, ring, codec),
+        )
+        for i, m in enumerate(signed)
+    ]
+    one_by_one = open_ledger(f"sqlite://{tmp_path / 'one.sqlite'}")
+    expected = _judged_stream(one_by_one, [[item] for item in stream], ahead=0)
+    cuts = sorted(rng.sample(range(1, len(stream)), 12))
+    batches = [stream[a:b] for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True)]
+    got = _judged_stream(ledger, batches, ahead=0.7)
+    assert [v[:2] for v in got] == [v[:2] for v in expected]
+    outcomes = {v[0] for v in got}
+    assert {"accepted", "rejected", "repeat"} <= outcomes
+    accepted = [p for o, _, p in got if o == "accepted"]
+    assert accepted == sorted(accepted) and len(set(accepted)) == len(accepted)
+    repeats = [p for o, _, p in got if o == "repeat"]
+    assert set(repeats) <= set(accepted)  # a repeat names the original's position
+    assert ledger.blocks() == one_by_one.blocks()
+    assert ledger.accepted_count() == len(accepted)
+    one_by_one.close()
