@@ -4,13 +4,12 @@ copy of the blocks one transaction works on (:mod:`gateway.ledger.staged`)."""
 from __future__ import annotations
 
 import bisect
+from operator import attrgetter
 
 from .blocks import Block
 from .rules import Change
 
-
-def _start(block: Block) -> int:
-    return block.start
+_start = attrgetter("start")
 
 
 class MemoryLedger:

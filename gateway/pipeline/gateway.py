@@ -26,7 +26,7 @@ from ..contract.models import RegistryEvent
 from ..ledger.store import LedgerStore
 from ..metrics import ALERTS, BATCH_SECONDS, BATCH_SIZE, EVENTS, LAG
 from ..stream.process import Batch, ConsumerProcess, Incoming
-from .verdict import Verdict, authenticate, judge_authentic, read_ahead, route
+from .verdict import Verdict, authenticate, judge_authentic, now, read_ahead, route
 
 log = structlog.get_logger("crg.gateway")
 
@@ -74,11 +74,12 @@ class Gateway(ConsumerProcess[RegistryEvent | Verdict]):
         tally: dict[tuple[str, str], int] = {}  # verdicts by outcome and reason
         read_ahead([e for _, e in items if not isinstance(e, Verdict)], self.ledger)
         decisions = log.bind()  # bound once per batch, not once per verdict
+        received_at = now()
         for msg, first in items:
             verdict = (
                 first if isinstance(first, Verdict) else judge_authentic(msg, first, self.ledger)
             )
-            route(msg, verdict, self.topics, self.ledger)
+            route(msg, verdict, self.topics, self.ledger, received_at)
             reason = verdict.reason.value if verdict.reason else ""
             tally[verdict.outcome, reason] = tally.get((verdict.outcome, reason), 0) + 1
             for alert in verdict.alerts:

@@ -55,13 +55,14 @@ def _vintage_overlap(a: tuple[str, str], b: tuple[str, str]) -> bool:
     return a[0] <= b[1] and b[0] <= a[1]
 
 
-def _now() -> str:
+def now() -> str:
+    """The time a batch is judged: every rejected record of the batch carries it."""
     return dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-def judge_event(event: RegistryEvent, value: bytes, ledger: LedgerStore) -> Verdict:
-    """The checks that need the ledger, for an authentic, well-formed event."""
-    sha = hashlib.sha256(value).digest()
+def judge_event(event: RegistryEvent, sha: bytes, ledger: LedgerStore) -> Verdict:
+    """The checks that need the ledger, for an authentic, well-formed event whose value
+    has this SHA-256."""
     seen, holder = ledger.identity_clash(event.registry_id, event.event_id, event.sequence)
     if seen is not None:
         if seen[0] == sha:
@@ -140,8 +141,9 @@ def cross_registry_alerts(event: RegistryEvent, ledger: LedgerStore) -> list[dic
 
 
 def sequence_alerts(event: RegistryEvent, ledger: LedgerStore) -> list[dict[str, object]]:
-    """Report numbers skipped by a registry. Its events are spread over partitions, so a
-    skipped number may still arrive: the alert says so, and a gap never blocks."""
+    """Report numbers skipped by a registry: numbers of authentic events the ledger
+    refused count as seen. Its events are spread over partitions, so a skipped number
+    may still arrive: the alert says so, and a gap never blocks."""
     high = ledger.sequence_high(event.registry_id)
     if event.sequence <= high:
         return []
@@ -174,20 +176,21 @@ def authenticate(msg: Incoming, keys: KeyRing, codec: SingleObjectCodec) -> Regi
 
 def judge_authentic(msg: Incoming, event: RegistryEvent, ledger: LedgerStore) -> Verdict:
     """The ledger's part of the verdict, inside the batch's transaction."""
-    verdict = judge_event(event, msg.value, ledger)
+    sha = hashlib.sha256(msg.value).digest()
+    verdict = judge_event(event, sha, ledger)
     if verdict.outcome == "accepted":
         verdict.position = ledger.record_accepted(
-            event.registry_id,
-            event.event_id,
-            hashlib.sha256(msg.value).digest(),
-            event.sequence,
-            msg.source,
+            event.registry_id, event.event_id, sha, event.sequence, msg.source
         )
-        verdict.alerts = cross_registry_alerts(event, ledger) + sequence_alerts(event, ledger)
+        verdict.alerts = cross_registry_alerts(event, ledger)
+    if verdict.outcome != "repeat":  # a refused event's number was used, not skipped
+        verdict.alerts += sequence_alerts(event, ledger)
     return verdict
 
 
-def route(msg: Incoming, verdict: Verdict, topics: Topics, ledger: LedgerStore) -> None:
+def route(
+    msg: Incoming, verdict: Verdict, topics: Topics, ledger: LedgerStore, received_at: str
+) -> None:
     """Put the verdict's messages in the outbox (and a rejected record in the ledger)."""
     headers = own_headers(msg.headers)
     source = ("crg_source", msg.source.encode())
@@ -216,7 +219,7 @@ def route(msg: Incoming, verdict: Verdict, topics: Topics, ledger: LedgerStore) 
             value=msg.value,
             headers=headers,
             source=msg.source,
-            received_at=_now(),
+            received_at=received_at,
         )
         ledger.outbox_add(
             msg.partition,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import struct
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from .database import Database
 
@@ -71,10 +71,10 @@ def unpack_headers(data: bytes) -> list[tuple[str, bytes]]:
     return headers
 
 
-@dataclass(frozen=True)
-class OutboxMessage:
+class OutboxMessage(NamedTuple):
     """A message to produce, keyed by the consumed message that caused it: the
-    partition's owner flushes it, and acknowledgements clear it by offset range."""
+    partition's owner flushes it, and acknowledgements clear it by offset range.
+    A tuple: one is built for every message produced."""
 
     source_partition: int
     source_offset: int
@@ -82,7 +82,7 @@ class OutboxMessage:
     topic: str
     key: bytes | None
     value: bytes
-    headers: list[tuple[str, bytes]]
+    headers: Headers
 
 
 def through(outbox: Sequence[OutboxMessage]) -> dict[int, int]:
@@ -115,7 +115,7 @@ class Outbox:
             self._seqs = {}
         seq = self._seqs.get((partition, offset), -1) + 1
         self._seqs[(partition, offset)] = seq
-        self.queued.append(OutboxMessage(partition, offset, seq, topic, key, value, list(headers)))
+        self.queued.append(OutboxMessage(partition, offset, seq, topic, key, value, headers))
 
     def write(self) -> list[OutboxMessage]:
         written, self.queued = self.queued, []

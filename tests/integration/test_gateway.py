@@ -4,6 +4,7 @@ event and nothing else; a realistic mixed stream; resuming from the ledger."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -229,3 +230,36 @@ async def test_restart_resumes_from_the_ledger_not_the_group(
     assert len(verified) == 3  # nothing judged twice, nothing skipped
     assert ledger.accepted_count() == 3
     ledger.close()
+
+
+async def test_alerts_name_double_issuance_across_registries_and_real_gaps(
+    harness: Harness,
+) -> None:
+    """The same project issued by two registries with overlapping vintages raises one
+    alert; a sequence number never seen raises one; a number used by an event the
+    ledger refused was seen, so it raises none."""
+    verra = Registry(RegistryKey("verra", valid_from=T))
+    gold = Registry(RegistryKey("gold", valid_from=T))
+    harness.keys = KeyRing([verra.key.record, gold.key.record])
+    project = {**issued()["project"], "name": "DelAgua Grouped Project", "project_id": "GS-1"}
+    await harness.send(
+        verra.event(issued(labels=[])),  # 1
+        verra.event(retired(serial_block=block(5000, 5009), quantity=10)),  # 2: refused
+        verra.event(transferred()),  # 3
+    )
+    verra.n += 1  # number 4 never arrives
+    await harness.send(
+        verra.event(retired(serial_block=block(1500, 1509), quantity=10)),  # 5
+        gold.event(issued(labels=[], project=project), project_id="GS-1"),
+    )
+    await harness.drain()
+    alerts = [
+        json.loads(a.value) for a in await harness.read(harness.topics.alerts, expected=3, wait=3)
+    ]
+    by_kind = {a["alert"]: a for a in alerts}
+    assert sorted(by_kind) == ["possible_double_issuance", "sequence_gap"] and len(alerts) == 2
+    gap = by_kind["sequence_gap"]
+    assert (gap["registry_id"], gap["missing_from"], gap["missing_to"]) == ("verra", 4, 4)
+    double = by_kind["possible_double_issuance"]
+    assert (double["registry_id"], double["other_registry_id"]) == ("gold", "verra")
+    assert (double["project_id"], double["other_project_id"]) == ("GS-1", "4150")

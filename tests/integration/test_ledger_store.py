@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -72,7 +71,7 @@ def test_split_replaces_and_round_trips_every_field(ledger: LedgerStore) -> None
         ledger.apply(Change((), (original,)))
     pieces = (
         original.piece(1, 9),
-        replace(original.piece(10, 19), account="b", status=Status.RETIRED),
+        original.piece(10, 19)._replace(account="b", status=Status.RETIRED),
         original.piece(20, 100),
     )
     with ledger.transaction():
