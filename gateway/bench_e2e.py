@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .bench_gateway import bare_loop
@@ -56,6 +56,7 @@ class Figures:
     offered_rate: float = 0.0
     achieved_rate: float = 0.0
     latency_ms: dict[str, float] = field(default_factory=dict)
+    stage_latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     latency_events: int = 0
     first_adapter_rate: float = 0.0
     replay_rate: float = 0.0
@@ -250,8 +251,10 @@ async def latency(
         codec = default_codec()
         try:
             await _wait_joined(pair)
+            # sent as `crg publish` sends (5 ms linger; counted in the latency): one
+            # request per event would cost the broker more CPU than the gateway uses
             producer = AIOKafkaProducer(
-                bootstrap_servers=broker.bootstrap_servers, acks="all", linger_ms=0
+                bootstrap_servers=broker.bootstrap_servers, acks="all", linger_ms=5
             )
             await producer.start()
             try:
@@ -270,25 +273,60 @@ async def latency(
                 f.achieved_rate = len(messages) / (time.monotonic() - started)
             finally:
                 await producer.stop()
-            await _until_applied(pair, prefix, len(messages))
+            accepted, _ = await _until_applied(pair, prefix, len(messages))
         finally:
             pair.stop_all()
         _, national = _stores(pair)
         applied = national.applied_times()
         national.close()
-        waits = sorted((applied[e] - sent_at[e]) * 1000 for e in applied if e in sent_at)
-        f.latency_events = len(waits)
+        verified = await _verified_times(
+            broker.bootstrap_servers, Topics(prefix).verified, accepted
+        )
+        f.latency_events = len(applied)
         f.offered_rate = rate
-
-        def pct(q: float) -> float:
-            return waits[min(len(waits) - 1, int(q * len(waits)))] if waits else float("nan")
-
-        f.latency_ms = {
-            "p50": pct(0.5),
-            "p99": pct(0.99),
-            "p99.9": pct(0.999),
-            "max": waits[-1] if waits else float("nan"),
+        f.latency_ms = _percentiles([applied[e] - sent_at[e] for e in applied if e in sent_at])
+        f.stage_latency_ms = {
+            "publish → verified": _percentiles(
+                [verified[e] - sent_at[e] for e in verified if e in sent_at]
+            ),
+            "verified → ITMO ledger": _percentiles(
+                [applied[e] - verified[e] for e in applied if e in verified]
+            ),
         }
+
+
+def _percentiles(seconds: list[float]) -> dict[str, float]:
+    waits = sorted(s * 1000 for s in seconds)
+
+    def pct(q: float) -> float:
+        return waits[min(len(waits) - 1, int(q * len(waits)))] if waits else float("nan")
+
+    return {
+        "p50": pct(0.5),
+        "p99": pct(0.99),
+        "p99.9": pct(0.999),
+        "max": waits[-1] if waits else float("nan"),
+    }
+
+
+async def _verified_times(bootstrap: str, topic: str, expected: int) -> dict[str, float]:
+    """When the gateway produced each accepted event (the verified message's timestamp,
+    by its ``ce_id``): splits the latency into the gateway's part and the adapter's."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    times: dict[str, float] = {}
+    deadline = time.monotonic() + 60
+    try:
+        while len(times) < expected and time.monotonic() < deadline:
+            for messages in (await consumer.getmany(timeout_ms=500)).values():
+                for m in messages:
+                    event_id = dict(m.headers).get("ce_id", b"").decode()
+                    times.setdefault(event_id, m.timestamp / 1000)
+    finally:
+        await consumer.stop()
+    return times
 
 
 async def run(n: int, store: str | None, rate: float, latency_seconds: float) -> Figures:
@@ -326,6 +364,10 @@ def report(f: Figures) -> str:
         f"  latency publish → ITMO ledger at {f.offered_rate:,.0f} events/s offered "
         f"({f.achieved_rate:,.0f}/s achieved, {f.latency_events:,} events): "
         + ", ".join(f"{k} {v:,.0f} ms" for k, v in f.latency_ms.items()),
+        *(
+            f"    {stage}: " + ", ".join(f"{k} {v:,.0f} ms" for k, v in figures.items())
+            for stage, figures in f.stage_latency_ms.items()
+        ),
         f"  adapter: {f.first_adapter_rate:,.0f} accepted events/s in the run, replay "
         f"{f.replay_rate:,.0f}/s ({f.replay_rate / max(f.first_adapter_rate, 1e-9):.1f}×)",
     ]

@@ -22,6 +22,7 @@ committed but did not get acknowledged.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import os
 import time
@@ -125,7 +126,11 @@ class ConsumerProcess(Generic[P]):
         self.processed = 0
         self.workers = max(1, workers or os.cpu_count() or 1)
         self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix=f"{self.name}-prep")
-        self._acks: asyncio.Task[dict[int, int]] | None = None  # the last batch's outbox
+        #: per committed batch, in order: acknowledged through which offset per partition
+        self._in_flight: collections.deque[asyncio.Task[dict[int, int]]] = collections.deque()
+        self._offsets_committed_at = 0.0  # when Kafka's group offsets were last committed
+        self._group_offsets: dict[TopicPartition, int] = {}  # not yet committed to Kafka
+        self._background: set[asyncio.Task[None]] = set()
         self._acked: dict[int, int] = {}  # acknowledged through offset, per partition
         self._db = asyncio.Lock()  # one store user at a time (stores are not thread-safe)
         self._handling = asyncio.Lock()  # held while a batch is handled and handed over
@@ -162,10 +167,18 @@ class ConsumerProcess(Generic[P]):
 
     async def settle_acks(self) -> None:
         """Wait for the producer to acknowledge everything handed to it so far."""
-        if self._acks is not None:
-            for partition, offset in (await self._acks).items():
-                self._acked[partition] = max(offset, self._acked.get(partition, -1))
-            self._acks = None
+        while self._in_flight:
+            self._take_acked(await self._in_flight.popleft())
+
+    def _collect_acks(self) -> None:
+        """Take the acknowledgements already in, without waiting, oldest batch first: a
+        later batch's acknowledgement must not clear an earlier batch's messages."""
+        while self._in_flight and self._in_flight[0].done():
+            self._take_acked(self._in_flight.popleft().result())  # raises if a send failed
+
+    def _take_acked(self, through: dict[int, int]) -> None:
+        for partition, offset in through.items():
+            self._acked[partition] = max(offset, self._acked.get(partition, -1))
 
     async def _forget_acked(self) -> None:
         await self.settle_acks()
@@ -180,6 +193,7 @@ class ConsumerProcess(Generic[P]):
         async with self._handling:
             self._generation += 1
             await self._forget_acked()
+            self._group_offsets.clear()  # the partitions' next owner reports them
 
     async def take_over(self, assigned: list[TopicPartition]) -> None:
         """Produce what a previous owner of these partitions committed but did not get
@@ -272,22 +286,40 @@ class ConsumerProcess(Generic[P]):
         async with self._handling:
             if batch.generation != self._generation:
                 return 0  # fetched under an assignment that has changed
-            await self.settle_acks()  # the previous batch's messages are on the broker
+            self._collect_acks()  # earlier batches' messages already on the broker
             forget, self._acked = self._acked, {}
             counts: dict[str, int]
             outbox: list[OutboxMessage]
             counts, outbox = await self._store(self._commit, batch, forget)
             futures = await self._send(outbox)
-            self._acks = asyncio.create_task(_through_when_acked(outbox, futures))
+            self._in_flight.append(asyncio.create_task(_through_when_acked(outbox, futures)))
         handled: int = len(batch.incoming) - counts.get("skipped", 0)
         self.processed += handled
         self.batch_done(batch, counts)
         if counts.get("skipped"):
             log.info(f"{self.name}.skipped_handled", count=counts["skipped"])
-        # Kafka's group offsets only inform lag tooling; the store is authoritative.
-        with contextlib.suppress(Exception):
-            await self.consumer.commit(batch.next_offsets)
+        self._commit_group_offsets(batch.next_offsets)
         return handled
+
+    def _commit_group_offsets(self, next_offsets: dict[TopicPartition, int]) -> None:
+        """Kafka's group offsets only inform lag tooling (the store is authoritative):
+        committed in the background, at most once a second, off the batch's path."""
+        self._group_offsets.update(next_offsets)
+        now = time.monotonic()
+        if now - self._offsets_committed_at < 1.0:
+            return
+        self._offsets_committed_at = now
+        task = asyncio.create_task(self._commit_group_offsets_now())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _commit_group_offsets_now(self) -> None:
+        offsets, self._group_offsets = self._group_offsets, {}
+        if offsets and self.consumer is not None:
+            # bounded: a commit waiting out a rebalance must not hold up a stop
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(5):
+                    await self.consumer.commit(offsets)
 
     def batch_done(self, batch: Batch[P], counts: dict[str, int]) -> None:
         """A hook for metrics once a batch is committed."""
@@ -332,6 +364,8 @@ class ConsumerProcess(Generic[P]):
         try:
             async with self._handling:
                 await self._forget_acked()
+            await asyncio.gather(*self._background)
+            await self._commit_group_offsets_now()
         finally:
             if self.consumer is not None:
                 await self.consumer.stop()

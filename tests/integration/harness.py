@@ -69,12 +69,10 @@ class Harness:
     async def drain(self, wait_seconds: float = 30) -> None:
         """Run the gateway until it has processed everything sent."""
         assert self.gateway is not None
-        deadline = asyncio.get_running_loop().time() + wait_seconds
-        while self.gateway.processed < self.sent:
-            if asyncio.get_running_loop().time() > deadline:
-                raise TimeoutError(f"processed {self.gateway.processed} of {self.sent}")
-            await self.gateway.step(timeout_ms=200)
-        await self.gateway.settle_acks()  # the verdicts are on the broker, not just queued
+        async with asyncio.timeout(wait_seconds):  # a step that hangs fails here, with its stack
+            while self.gateway.processed < self.sent:
+                await self.gateway.step(timeout_ms=200)
+            await self.gateway.settle_acks()  # the verdicts are on the broker, not just queued
 
     async def read(
         self, topic: str, expected: int | None = None, wait: float = 10.0
