@@ -98,14 +98,28 @@ def _values(n: int, *types: str) -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def _blocks_of_ranges(n: int) -> str:
-    """Blocks sharing a unit with any of ``n`` ranges: per range, from the last block
-    starting at or before it to the last starting inside it — one walk of the key."""
+def _blocks_of_ranges(n: int, postgres: bool) -> str:
+    """Blocks sharing a unit with any of ``n`` ranges, one index walk per range.
+
+    SQLite: from the last block starting at or before the range to the last starting
+    inside it, on the primary key. PostgreSQL: the exclusion constraint's GiST index
+    answers range overlap itself; the lateral join (kept apart by ``OFFSET 0``) stops
+    the planner from hashing the ranges against every block of a registry when its
+    statistics still describe an empty table."""
     columns = ", ".join(f"b.{c.strip()}" for c in BLOCK_COLUMNS.split(","))
-    return (
-        f"WITH wanted (registry_id, series, lo, hi) AS"
+    wanted = (
+        "WITH wanted (registry_id, series, lo, hi) AS"
         f" (VALUES {_values(n, 'TEXT', 'TEXT', 'BIGINT', 'BIGINT')})"
-        f" SELECT {columns} FROM wanted w JOIN blocks b"
+    )
+    if postgres:
+        return (
+            f"{wanted} SELECT {columns} FROM wanted w CROSS JOIN LATERAL (SELECT * FROM blocks x"
+            " WHERE x.registry_id = w.registry_id AND x.series = w.series"
+            " AND int8range(x.start_no, x.end_no, '[]') && int8range(w.lo, w.hi, '[]')"
+            " OFFSET 0) b"
+        )
+    return (
+        f"{wanted} SELECT {columns} FROM wanted w JOIN blocks b"
         " ON b.registry_id = w.registry_id AND b.series = w.series AND b.start_no <= w.hi"
         " AND b.end_no >= w.lo AND b.start_no >= coalesce((SELECT max(x.start_no)"
         " FROM blocks x WHERE x.registry_id = w.registry_id AND x.series = w.series"
@@ -241,7 +255,9 @@ class LedgerStore(TransactionalStore):
     def _stored_blocks(self, ranges: list[Range]) -> Iterator[Block]:
         """Stored blocks sharing a unit with any of the ranges (a block may come twice)."""
         for chunk in _chunks(ranges):
-            rows = self._exec(_blocks_of_ranges(len(chunk)), [v for r in chunk for v in r])
+            rows = self._exec(
+                _blocks_of_ranges(len(chunk), self.db.postgres), [v for r in chunk for v in r]
+            )
             yield from (_block(row) for row in rows.fetchall())
 
     def overlapping(self, registry_id: str, series: str, start: int, end: int) -> list[Block]:
