@@ -5,12 +5,13 @@ Per batch (``getmany``):
 
 1. :meth:`ConsumerProcess.prepare` the messages — work that needs no store (decoding,
    signature checks) — on worker threads;
-2. in one store transaction: forget what the previous batch got acknowledged, skip what
+2. in one store transaction: forget what earlier batches got acknowledged, skip what
    the store says was already handled, :meth:`~ConsumerProcess.handle` the rest (the
    subclass writes its effect and queues messages in the outbox), record the next offset
    of each partition; commit;
 3. hand the new outbox messages to the producer, in order, and let their
-   acknowledgements arrive while the next batch is handled.
+   acknowledgements arrive while the next batches are handled (a commit takes those
+   already in, oldest batch first, and never waits for the rest).
 
 :meth:`ConsumerProcess.serve` overlaps the stages: batch N+1 is fetched and prepared
 while batch N is handled. A rebalance waits for the batch being handled and drops the one
