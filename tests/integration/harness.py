@@ -69,10 +69,13 @@ class Harness:
     async def drain(self, wait_seconds: float = 30) -> None:
         """Run the gateway until it has processed everything sent."""
         assert self.gateway is not None
-        async with asyncio.timeout(wait_seconds):  # a step that hangs fails here, with its stack
-            while self.gateway.processed < self.sent:
-                await self.gateway.step(timeout_ms=200)
-            await self.gateway.settle_acks()  # the verdicts are on the broker, not just queued
+        try:
+            async with asyncio.timeout(wait_seconds):  # a hung step fails, with its stack
+                while self.gateway.processed < self.sent:
+                    await self.gateway.step(timeout_ms=200)
+                await self.gateway.settle_acks()  # the verdicts are on the broker
+        except TimeoutError as exc:
+            raise TimeoutError(f"processed {self.gateway.processed} of {self.sent}") from exc
 
     async def read(
         self, topic: str, expected: int | None = None, wait: float = 10.0
