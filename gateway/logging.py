@@ -29,7 +29,9 @@ def redact_secrets(
 
 class _CurrentStderr:
     """Whatever ``sys.stderr`` is when a line is written (not when logging was set up):
-    a test harness or a daemon may swap it."""
+    a test harness or a daemon may swap it. Each line arrives in one ``write`` (with its
+    newline), so processes sharing an output, like the members of ``crg gateway
+    --processes N``, never interleave within a line."""
 
     def write(self, text: str) -> int:
         return sys.stderr.write(text)
@@ -57,6 +59,6 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
+        logger_factory=structlog.WriteLoggerFactory(file=_CurrentStderr()),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
