@@ -53,6 +53,13 @@ class Settings(BaseSettings):
     gateway_max_batch: int = Field(
         2000, ge=1, le=100_000, description="Messages judged per ledger transaction."
     )
+    gateway_processes: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Gateway processes on this machine, members of one consumer group "
+        "sharing the ledger (judging holds the interpreter lock: one process per core).",
+    )
     national_store_url: str | None = Field(
         None,
         description="National-registry store, one per Party: sqlite:///path or "

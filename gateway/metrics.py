@@ -1,10 +1,20 @@
-"""Prometheus metrics of the gateway (text exposition at ``GET /metrics``)."""
+"""Prometheus metrics of the gateway (text exposition at ``GET /metrics``).
+
+Judging metrics live in :data:`REGISTRY`, HTTP ingest's in :data:`INGEST_REGISTRY`: with
+``crg gateway --processes N`` the members judge and the parent serves HTTP, so the parent
+exposes its own ingest counts next to the members' judging metrics, summed from
+``PROMETHEUS_MULTIPROC_DIR`` (:func:`members_registry`).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.multiprocess import MultiProcessCollector
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+INGEST_REGISTRY = CollectorRegistry(auto_describe=True)
 
 EVENTS = Counter(
     "crg_gateway_events",
@@ -30,7 +40,15 @@ LAG = Gauge(
     "Messages behind the end of the raw topic, by partition.",
     ["partition"],
     registry=REGISTRY,
+    multiprocess_mode="mostrecent",  # a partition's latest owner says
 )
 INGESTED = Counter(
-    "crg_http_ingest", "HTTP ingest answers, by status.", ["status"], registry=REGISTRY
+    "crg_http_ingest", "HTTP ingest answers, by status.", ["status"], registry=INGEST_REGISTRY
 )
+
+
+def members_registry(path: Path) -> CollectorRegistry:
+    """The judging metrics of every gateway process writing to ``path``, summed."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=str(path))
+    return registry

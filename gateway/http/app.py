@@ -9,13 +9,13 @@ yields a 500.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from pydantic import ValidationError
 
 from ..broker.topics import Topics
@@ -31,7 +31,7 @@ from ..contract.message import (
 )
 from ..contract.models import describe_invalid
 from ..ledger.store import LedgerStore
-from ..metrics import INGESTED, REGISTRY
+from ..metrics import INGEST_REGISTRY, INGESTED, REGISTRY
 from .openapi import document
 
 log = structlog.get_logger("crg.http")
@@ -51,7 +51,9 @@ def make_app(
     codec: SingleObjectCodec,
     topics: Topics,
     ledger_probe: LedgerStore,
+    metrics_of: Sequence[CollectorRegistry] = (INGEST_REGISTRY, REGISTRY),
 ) -> web.Application:
+    """``metrics_of``: the registries ``GET /metrics`` exposes (see :mod:`gateway.metrics`)."""
     app = web.Application(client_max_size=codec.max_size)
     app[PRODUCER] = producer
     probe_lock = asyncio.Lock()
@@ -127,9 +129,8 @@ def make_app(
         return web.json_response({"status": "ready"})
 
     async def metrics(_: web.Request) -> web.Response:
-        return web.Response(
-            body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST}
-        )
+        body = b"".join([generate_latest(registry) for registry in metrics_of])
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     async def openapi(_: web.Request) -> web.Response:
         return web.json_response(document(codec.max_size))
