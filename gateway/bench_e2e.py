@@ -36,7 +36,7 @@ from .broker.local import LocalBroker
 from .broker.produce import produce_all
 from .broker.topics import Topics, ensure_topics
 from .contract.codec import default_codec
-from .contract.keys import KeyRecord, KeyRing, make_key_id, public_key_bytes
+from .contract.keys import KeyRecord, make_key_id, public_key_bytes
 from .contract.message import EventSigner, SignedMessage
 from .keystore import open_key_storage
 from .loadgen import mixed_stream
@@ -49,6 +49,7 @@ PARTITIONS = 4
 class Figures:
     events: int
     store: str
+    processes: int = 1  # of the gateway and of the bare loop
     bare_rate: float = 0.0
     e2e_rate: float = 0.0
     accepted: int = 0
@@ -63,7 +64,9 @@ class Figures:
     rss_mb: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
-def pair_of(data: Path, bootstrap: str, prefix: str, store: str | None) -> Processes:
+def pair_of(
+    data: Path, bootstrap: str, prefix: str, store: str | None, processes: int = 1
+) -> Processes:
     """The gateway and Ghana's national adapter as processes over one data directory."""
     env = {
         **os.environ,
@@ -77,7 +80,12 @@ def pair_of(data: Path, bootstrap: str, prefix: str, store: str | None) -> Proce
         env["CRG_LEDGER_URL"] = _schema(store, f"{prefix}_ledger")
         env["CRG_NATIONAL_STORE_URL"] = _schema(store, f"{prefix}_national_gha")
     return Processes(
-        data, env, {"gateway": ["gateway"], "national": ["adapter", "national", "--party", "GHA"]}
+        data,
+        env,
+        {
+            "gateway": ["gateway", "--processes", str(processes)],
+            "national": ["adapter", "national", "--party", "GHA"],
+        },
     )
 
 
@@ -175,7 +183,7 @@ async def throughput(
         data, prefix = Path(tmp), f"e2e{uuid.uuid4().hex[:6]}"
         _keys(data, record)
         await ensure_topics(broker.bootstrap_servers, Topics(prefix).all(), PARTITIONS)
-        pair = pair_of(data, broker.bootstrap_servers, prefix, store)
+        pair = pair_of(data, broker.bootstrap_servers, prefix, store, f.processes)
         pair.start_all()
         try:
             await _wait_joined(pair)
@@ -245,7 +253,7 @@ async def latency(
         data, prefix = Path(tmp), f"lat{uuid.uuid4().hex[:6]}"
         _keys(data, record)
         await ensure_topics(broker.bootstrap_servers, Topics(prefix).all(), PARTITIONS)
-        pair = pair_of(data, broker.bootstrap_servers, prefix, store)
+        pair = pair_of(data, broker.bootstrap_servers, prefix, store, f.processes)
         pair.start_all()
         sent_at: dict[str, float] = {}
         codec = default_codec()
@@ -329,20 +337,22 @@ async def _verified_times(bootstrap: str, topic: str, expected: int) -> dict[str
     return times
 
 
-async def run(n: int, store: str | None, rate: float, latency_seconds: float) -> Figures:
+async def run(
+    n: int, store: str | None, rate: float, latency_seconds: float, processes: int | None = None
+) -> Figures:
     from .logging import configure_logging
 
     configure_logging("console", "warning")
-    f = Figures(n, (store or "sqlite").split("://")[0])
+    f = Figures(n, (store or "sqlite").split("://")[0], processes or os.cpu_count() or 1)
     print(f"generating and signing {n:,} events…", file=sys.stderr, flush=True)
     messages, record, private = signed_events(n)
     with LocalBroker() as broker:
         floor = Topics(f"bare{uuid.uuid4().hex[:6]}")
         await ensure_topics(broker.bootstrap_servers, [floor.raw, floor.raw + ".out"], PARTITIONS)
         await produce_all(broker.bootstrap_servers, floor.raw, messages)
-        print("bare loop…", file=sys.stderr, flush=True)
+        print(f"bare loop, {f.processes} process(es)…", file=sys.stderr, flush=True)
         f.bare_rate = await bare_loop(
-            broker.bootstrap_servers, floor.raw, floor.raw + ".out", n, KeyRing([record])
+            broker.bootstrap_servers, floor.raw, floor.raw + ".out", n, record, f.processes
         )
         print("gateway + national adapter, end to end…", file=sys.stderr, flush=True)
         await throughput(broker, messages, record, store, f)
@@ -356,7 +366,8 @@ async def run(n: int, store: str | None, rate: float, latency_seconds: float) ->
 def report(f: Figures) -> str:
     rss = f.rss_mb
     lines = [
-        f"end-to-end benchmark: {f.events:,} events, stores {f.store}, {os.cpu_count()} cores",
+        f"end-to-end benchmark: {f.events:,} events, stores {f.store}, {os.cpu_count()} cores,"
+        f" gateway and bare loop {f.processes} process(es) each",
         f"  bare loop (consume + decode + verify + produce):   {f.bare_rate:>9,.0f} events/s",
         f"  end to end (publish → last ITMO record committed): {f.e2e_rate:>8,.0f} events/s"
         f"  ({f.accepted:,} accepted, {f.actions:,} ITMO actions)",

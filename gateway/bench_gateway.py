@@ -1,21 +1,28 @@
 """``crg bench gateway``: events/s through verify + ledger checks + produce, next to the
-bare loop on the same broker and the same events (consume + decode + verify + produce)."""
+bare loop on the same broker and the same events (consume + decode + verify + produce).
+
+Both run as the same number of processes (``--processes``, default one per core), each
+owning a share of the partitions: the gateway as ``crg gateway --processes N``, the bare
+loop as N copies of itself. A rate is timed from the end of the first batch to the
+last event, as the sum of what every process has done.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import multiprocessing
 import os
-import resource
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .broker.local import LocalBroker
@@ -24,17 +31,12 @@ from .broker.topics import Topics, ensure_topics
 from .contract.codec import default_codec
 from .contract.keys import KeyRecord, KeyRing, make_key_id, public_key_bytes
 from .contract.message import EventSigner, signature_headers
+from .keystore import open_key_storage
 from .ledger.store import open_ledger
 from .loadgen import mixed_stream
-from .pipeline.gateway import Gateway
+from .processes import Processes
 
-
-def rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+PARTITIONS = 4
 
 
 @dataclass
@@ -42,18 +44,50 @@ class Figures:
     gateway_rate: float
     bare_rate: float
     events: int
-    rss_start: float
     rss_tenth: float  # when the gateway had judged 10 % of the events
     rss_end: float
     store: str
+    processes: int
 
 
-async def bare_loop(bootstrap: str, topic: str, out_topic: str, n: int, ring: KeyRing) -> float:
-    """The floor: consume, verify (on every core, like the gateway), decode, produce;
-    no model, no ledger."""
+async def _until(
+    done: Callable[[], int],
+    n: int,
+    on_tenth: Callable[[], None] | None = None,
+    check: Callable[[], None] | None = None,
+    within: float = 1800,
+) -> float:
+    """Events/s from the moment ``done()`` first counts something to the moment it
+    reaches ``n``; ``on_tenth`` runs once at 10 %, ``check`` raises if a runner died."""
+    first, started = 0, 0.0
+    deadline = time.monotonic() + within
+    while (count := done()) < n:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{count:,} of {n:,} events after {within:.0f} s")
+        if count and not started:  # the first batch includes fetch start-up
+            started, first = time.perf_counter(), count
+        if on_tenth is not None and count >= n // 10:
+            on_tenth()
+            on_tenth = None
+        if check is not None:
+            check()
+        await asyncio.sleep(0.01)
+    return (n - first) / (time.perf_counter() - started)
+
+
+async def _bare(
+    bootstrap: str,
+    topic: str,
+    out_topic: str,
+    partitions: list[int],
+    ring: KeyRing,
+    progress: Callable[[int], None],
+    stopped: Callable[[], bool],
+) -> None:
+    """The floor on some partitions: consume, verify (on every core, like the gateway),
+    decode, produce; no model, no ledger."""
     codec = default_codec()
     consumer = AIOKafkaConsumer(
-        topic,
         bootstrap_servers=bootstrap,
         group_id=None,
         auto_offset_reset="earliest",
@@ -63,7 +97,7 @@ async def bare_loop(bootstrap: str, topic: str, out_topic: str, n: int, ring: Ke
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
     await consumer.start()
     await producer.start()
-    seen, first, started = 0, 0, 0.0
+    consumer.assign([TopicPartition(topic, p) for p in partitions])
     workers = os.cpu_count() or 1
     pool = ThreadPoolExecutor(workers)
     loop = asyncio.get_running_loop()
@@ -75,8 +109,8 @@ async def bare_loop(bootstrap: str, topic: str, out_topic: str, n: int, ring: Ke
             codec.decode(m.value)
 
     try:
-        while seen < n:
-            batch = await consumer.getmany(timeout_ms=1000, max_records=2000)
+        while not stopped():
+            batch = await consumer.getmany(timeout_ms=100, max_records=2000)
             fetched = [m for messages in batch.values() for m in messages]
             size = -(-len(fetched) // workers) or 1
             await asyncio.gather(
@@ -90,82 +124,167 @@ async def bare_loop(bootstrap: str, topic: str, out_topic: str, n: int, ring: Ke
                 for m in fetched
             ]
             await asyncio.gather(*futures)
-            seen += sum(len(v) for v in batch.values())
-            if seen and not started:  # like the gateway: timed from the end of batch one
-                started, first = time.perf_counter(), seen
-        return (n - first) / (time.perf_counter() - started)
+            if fetched:
+                progress(len(fetched))
     finally:
         pool.shutdown()
         await consumer.stop()
         await producer.stop()
 
 
-async def gateway_run(
-    bootstrap: str, topics: Topics, n: int, ring: KeyRing, ledger_url: str
-) -> float:
-    ledger = open_ledger(ledger_url)
-    gateway = Gateway(
-        bootstrap_servers=bootstrap, ledger=ledger, keys=ring, codec=default_codec(), topics=topics
+def _bare_process(
+    bootstrap: str,
+    topic: str,
+    out_topic: str,
+    partitions: list[int],
+    record: KeyRecord,
+    done: Any,  # multiprocessing.Value
+    stop: Any,  # multiprocessing.Event
+) -> None:
+    def progress(k: int) -> None:
+        with done.get_lock():
+            done.value += k
+
+    asyncio.run(
+        _bare(bootstrap, topic, out_topic, partitions, KeyRing([record]), progress, stop.is_set)
     )
-    await gateway.start()
-    stop = asyncio.Event()
-    serving = asyncio.create_task(gateway.serve(stop))
-    first, started, rss_tenth = 0, 0.0, 0.0
+
+
+async def bare_loop(
+    bootstrap: str,
+    topic: str,
+    out_topic: str,
+    n: int,
+    record: KeyRecord,
+    processes: int = 1,
+    partitions: int = PARTITIONS,
+) -> float:
+    """The bare loop over all ``n`` events of ``topic`` as ``processes`` processes, each
+    owning every ``processes``-th partition; events/s."""
+    context = multiprocessing.get_context("spawn")
+    done, stop = context.Value("q", 0), context.Event()
+    shares = [list(range(partitions))[i::processes] for i in range(processes)]
+    runners = [
+        context.Process(
+            target=_bare_process,
+            args=(bootstrap, topic, out_topic, share, record, done, stop),
+            daemon=True,
+        )
+        for share in shares
+    ]
+    for runner in runners:
+        runner.start()
+
+    def check() -> None:
+        if any(r.exitcode not in (None, 0) for r in runners):
+            raise RuntimeError("a bare-loop process failed")
+
     try:
-        while gateway.processed < n:
-            await asyncio.sleep(0.005)
-            if gateway.processed and not started:  # batch one includes fetch start-up
-                started, first = time.perf_counter(), gateway.processed
-            if not rss_tenth and gateway.processed >= n // 10:
-                rss_tenth = rss_mb()
-            if serving.done():
-                serving.result()  # raises what stopped it
-                raise RuntimeError("the gateway stopped before judging every event")
-        return (n - first) / (time.perf_counter() - started), rss_tenth
+        return await _until(lambda: int(done.value), n, check=check)
     finally:
         stop.set()
-        await serving
-        await gateway.stop()
-        ledger.close()
+        for runner in runners:
+            runner.join(30)
 
 
-async def run(n: int, store: str | None, partitions: int = 4) -> Figures:
+async def gateway_run(
+    bootstrap: str,
+    topics: Topics,
+    n: int,
+    record: KeyRecord,
+    ledger_url: str | None,
+    processes: int,
+    data: Path,
+) -> tuple[float, float, float]:
+    """``crg gateway --processes N`` over all ``n`` events; (events/s, RSS at 10 %, RSS
+    at the end) of the gateway and its members."""
+    open_key_storage(str(data / "keys" / "public-keys.json")).save([record])
+    env = {
+        **os.environ,
+        "CRG_DATA_DIR": str(data),
+        "CRG_TOPIC_PREFIX": topics.prefix,
+        "CRG_BOOTSTRAP_SERVERS": bootstrap,
+        "CRG_LOG_FORMAT": "json",
+        "CRG_LOG_LEVEL": "warning",
+    }
+    if ledger_url:
+        env["CRG_LEDGER_URL"] = ledger_url
+    url = ledger_url or f"sqlite://{data / 'gateway' / 'ledger.sqlite'}"
+    gateway = Processes(data, env, {"gateway": ["gateway", "--processes", str(processes)]})
+    gateway.start_all()
+    ledger = None
+    rss: dict[str, float] = {}
+    try:
+        while ledger is None:  # the gateway creates the ledger's tables first
+            gateway.check()
+            await asyncio.sleep(0.05)
+            if url.startswith("postgres") or (data / "gateway" / "ledger.sqlite").exists():
+                await asyncio.sleep(0.5)
+                ledger = open_ledger(url)
+        store = ledger
+
+        def tenth() -> None:
+            rss["tenth"] = gateway.rss()["gateway"]
+
+        rate = await _until(
+            lambda: sum(store.offsets(topics.raw).values()), n, tenth, gateway.check
+        )
+        rss["end"] = gateway.rss()["gateway"]
+        return rate, rss.get("tenth", 0.0), rss["end"]
+    finally:
+        gateway.stop_all()
+        if ledger is not None:
+            ledger.close()
+
+
+async def run(
+    n: int, store: str | None, processes: int | None = None, partitions: int = PARTITIONS
+) -> Figures:
     from .logging import configure_logging
 
     configure_logging("console", "warning")
+    processes = processes or os.cpu_count() or 1
     private = Ed25519PrivateKey.generate()
     public = public_key_bytes(private)
     start = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
     record = KeyRecord("verra", make_key_id("verra", public, start), public, start)
-    ring = KeyRing([record])
     signers = {"verra": EventSigner(default_codec(), record.key_id, private)}
     print(f"generating and signing {n:,} events…", flush=True)
     messages = mixed_stream(signers, n, projects=max(n // 200, 10))
-    rss_start = rss_mb()
     with LocalBroker() as broker, tempfile.TemporaryDirectory() as tmp:
         topics = Topics(f"bench{uuid.uuid4().hex[:6]}")
         await ensure_topics(
             broker.bootstrap_servers, [*topics.all(), topics.raw + ".bare"], partitions
         )
         await produce_all(broker.bootstrap_servers, topics.raw, messages)
-        print("bare loop…", flush=True)
-        bare = await bare_loop(broker.bootstrap_servers, topics.raw, topics.raw + ".bare", n, ring)
-        ledger_url = store or f"sqlite://{Path(tmp) / 'ledger.sqlite'}"
-        print(f"gateway on {ledger_url.split('://')[0]}…", flush=True)
-        gateway, rss_tenth = await gateway_run(
-            broker.bootstrap_servers, topics, n, ring, ledger_url
+        del messages
+        print(f"bare loop, {processes} process(es)…", flush=True)
+        bare = await bare_loop(
+            broker.bootstrap_servers,
+            topics.raw,
+            topics.raw + ".bare",
+            n,
+            record,
+            processes,
+            partitions,
         )
-    return Figures(gateway, bare, n, rss_start, rss_tenth, rss_mb(), ledger_url.split("://")[0])
+        ledger = (store or "sqlite").split("://")[0]
+        print(f"gateway on {ledger}, {processes} process(es)…", flush=True)
+        gateway, rss_tenth, rss_end = await gateway_run(
+            broker.bootstrap_servers, topics, n, record, store, processes, Path(tmp)
+        )
+    return Figures(gateway, bare, n, rss_tenth, rss_end, ledger, processes)
 
 
 def report(f: Figures) -> str:
     return "\n".join(
         [
-            f"gateway benchmark: {f.events:,} events, ledger {f.store}, {os.cpu_count()} cores",
+            f"gateway benchmark: {f.events:,} events, ledger {f.store}, {os.cpu_count()} cores,"
+            f" {f.processes} process(es) each",
             f"  bare loop (consume + decode + verify + produce): {f.bare_rate:>10,.0f} events/s",
             f"  gateway (+ model, ledger checks, outbox, commit): {f.gateway_rate:>9,.0f} events/s",
             f"  gateway / bare: {f.gateway_rate / f.bare_rate:.0%}",
-            f"  RSS: {f.rss_start:.0f} MB with the events generated, {f.rss_tenth:.0f} MB at 10 % "
-            f"judged, {f.rss_end:.0f} MB at 100 % (growth {f.rss_end - f.rss_tenth:+.0f} MB)",
+            f"  gateway RSS (all its processes): {f.rss_tenth:.0f} MB at 10 % judged, "
+            f"{f.rss_end:.0f} MB at 100 % (growth {f.rss_end - f.rss_tenth:+.0f} MB)",
         ]
     )

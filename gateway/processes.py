@@ -21,6 +21,30 @@ def status_mb(pid: int, field_name: str) -> float:
     return 0.0
 
 
+def descendants(pid: int) -> list[int]:
+    """Every live process below ``pid``, from ``/proc``."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        below = children.get(todo.pop(), [])
+        found += below
+        todo += below
+    return found
+
+
+def tree_mb(pid: int, field_name: str) -> float:
+    """:func:`status_mb` of ``pid`` and every process below it, summed."""
+    return sum(status_mb(p, field_name) for p in [pid, *descendants(pid)])
+
+
 class Processes:
     def __init__(self, data: Path, env: dict[str, str], commands: dict[str, list[str]]) -> None:
         self.data = data
@@ -58,10 +82,11 @@ class Processes:
                 raise RuntimeError(f"{name} exited with {process.returncode}:\n{tail}")
 
     def rss(self) -> dict[str, float]:
-        return {n: status_mb(p.pid, "VmRSS") for n, p in self.running.items()}
+        """Each process's resident memory with that of its children (gateway members)."""
+        return {n: tree_mb(p.pid, "VmRSS") for n, p in self.running.items()}
 
     def peak(self) -> dict[str, float]:
-        return {n: status_mb(p.pid, "VmHWM") for n, p in self.running.items()}
+        return {n: tree_mb(p.pid, "VmHWM") for n, p in self.running.items()}
 
     def stop_all(self) -> None:
         """SIGTERM every process, then wait (a minute at most) for each to end."""

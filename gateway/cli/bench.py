@@ -24,6 +24,9 @@ def register(sub: Any) -> None:
     p = bench.add_parser("gateway", help="gateway events/s vs the bare loop on the same broker")
     p.add_argument("-n", type=int, default=20_000, help="events")
     p.add_argument("--store", help="ledger URL (default: SQLite in a temporary folder)")
+    p.add_argument(
+        "--processes", type=int, help="gateway and bare-loop processes (default: one per core)"
+    )
     p.set_defaults(handler=cmd_bench_gateway)
     p = bench.add_parser("e2e", help="end to end: publish → ITMO ledger, latency, replay, RSS")
     p.add_argument("-n", type=int, default=200_000, help="events for the throughput run")
@@ -34,6 +37,9 @@ def register(sub: Any) -> None:
     p.add_argument("--rate", type=float, default=1000.0, help="offered load for latency")
     p.add_argument("--latency-seconds", type=float, default=30.0)
     p.add_argument("--json", action="store_true", help="JSON instead of the table")
+    p.add_argument(
+        "--processes", type=int, help="gateway and bare-loop processes (default: one per core)"
+    )
     p.set_defaults(handler=cmd_bench_e2e)
     p = bench.add_parser("national", help="ITMO ledger events/s vs the store's bare write rate")
     p.add_argument("-n", type=int, default=20_000, help="accepted events")
@@ -201,7 +207,7 @@ def cmd_bench_gateway(args: argparse.Namespace, settings: Settings) -> int:
 
     from ..bench_gateway import report, run
 
-    print(report(asyncio.run(run(args.n, args.store))))
+    print(report(asyncio.run(run(args.n, args.store, args.processes))))
     return 0
 
 
@@ -228,6 +234,6 @@ def cmd_bench_e2e(args: argparse.Namespace, settings: Settings) -> int:
 
     from ..bench_e2e import as_json, report, run
 
-    figures = asyncio.run(run(args.n, args.store, args.rate, args.latency_seconds))
+    figures = asyncio.run(run(args.n, args.store, args.rate, args.latency_seconds, args.processes))
     print(as_json(figures) if args.json else report(figures))
     return 0
