@@ -6,17 +6,19 @@ written once against :class:`Database`.
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 
 class Database:
-    def __init__(self, conn: Any, dialect: str) -> None:
+    def __init__(self, conn: Any, dialect: str, writers_lock: Path | None = None) -> None:
         self.conn = conn
         self.dialect = dialect
+        self._writers: IO[bytes] | None = None if writers_lock is None else writers_lock.open("ab")
 
     @property
     def postgres(self) -> bool:
@@ -44,16 +46,34 @@ class Database:
             with self.conn.transaction():
                 yield
             return
-        self.conn.execute("BEGIN IMMEDIATE")
+        with self._writers_turn():
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
+
+    @contextmanager
+    def _writers_turn(self) -> Iterator[None]:
+        """Writers of one SQLite file queue on a lock file: the kernel wakes the next one
+        the moment the lock is released. SQLite's own busy handler polls with sleeps
+        growing to 100 ms, which put 50–100 ms on the tail latency of gateway members
+        sharing a ledger. SQLite's locking still guards correctness."""
+        if self._writers is None:
+            yield
+            return
+        fcntl.flock(self._writers, fcntl.LOCK_EX)
         try:
             yield
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
+        finally:
+            fcntl.flock(self._writers, fcntl.LOCK_UN)
 
     def close(self) -> None:
         self.conn.close()
+        if self._writers is not None:
+            self._writers.close()
 
 
 def overlapping_sql(table: str, columns: str) -> str:
@@ -81,11 +101,13 @@ def connect(url: str, *, sqlite_ddl: str, postgres_ddl: str) -> Database:
             pg.execute(postgres_ddl)
         return Database(pg, "postgresql")
     path = url.removeprefix("sqlite://")  # sqlite:///abs/path → /abs/path
+    writers_lock = None
     if path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+        writers_lock = Path(f"{path}-writers.lock")
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA busy_timeout=10000")
     conn.executescript(sqlite_ddl)
-    return Database(conn, "sqlite")
+    return Database(conn, "sqlite", writers_lock)

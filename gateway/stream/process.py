@@ -102,8 +102,10 @@ class ConsumerProcess(Generic[P]):
     name = "crg-process"
     #: how long a batch may take before the group takes the partitions away
     max_poll_interval_ms = 300_000
-    #: how long the broker may hold a fetch waiting for data
-    fetch_max_wait_ms = 20
+    #: how long the broker may hold a fetch waiting for data (tansu holds it that long
+    #: whenever nothing is there yet; 20 → 10 ms took p99 publish → ITMO from 109 to 85 ms
+    #: at 1,000 events/s, and cost no throughput)
+    fetch_max_wait_ms = 10
 
     def __init__(
         self,
