@@ -9,7 +9,9 @@ in the same run.
    accepted event); RSS of each process sampled, at 10 % and 100 % of the run, and peak;
 3. **latency**: a fresh pair of processes, events offered at a fixed rate (default
    1,000/s, the rate achieved is reported); each event's publish time against the time
-   the adapter committed it (``applied_events.applied_at``): p50, p99, p99.9;
+   the adapter committed it (``applied_events.applied_at``): p50, p99, p99.9; before
+   it, the latency's floor: the same events at the same rate through one topic to a
+   plain consumer (the pipeline makes two such broker hops);
 4. **replay**: the adapter over the whole verified topic again, into an empty store, in
    this process, against the first run's adapter rate.
 """
@@ -17,6 +19,7 @@ in the same run.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -24,6 +27,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +62,8 @@ class Figures:
     achieved_rate: float = 0.0
     latency_ms: dict[str, float] = field(default_factory=dict)
     stage_latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)
+    bare_hop_ms: dict[str, float] = field(default_factory=dict)  # one broker hop, no work
+    bare_hop_events: int = 0
     latency_events: int = 0
     first_adapter_rate: float = 0.0
     replay_rate: float = 0.0
@@ -259,28 +265,13 @@ async def latency(
         codec = default_codec()
         try:
             await _wait_joined(pair)
-            # sent as `crg publish` sends (5 ms linger; counted in the latency): one
-            # request per event would cost the broker more CPU than the gateway uses
-            producer = AIOKafkaProducer(
-                bootstrap_servers=broker.bootstrap_servers, acks="all", linger_ms=5
+
+            def stamp(m: SignedMessage) -> None:
+                sent_at[str(codec.decode(m.value)["event_id"])] = time.time()
+
+            f.achieved_rate = await _offer(
+                broker.bootstrap_servers, Topics(prefix).raw, messages, rate, stamp
             )
-            await producer.start()
-            try:
-                started = time.monotonic()
-                for i, m in enumerate(messages):
-                    due = started + i / rate
-                    delay = due - time.monotonic()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                    event_id = str(codec.decode(m.value)["event_id"])
-                    sent_at[event_id] = time.time()
-                    await producer.send(
-                        Topics(prefix).raw, m.value, key=m.key, headers=list(m.headers)
-                    )
-                await producer.flush()
-                f.achieved_rate = len(messages) / (time.monotonic() - started)
-            finally:
-                await producer.stop()
             accepted, _ = await _until_applied(pair, prefix, len(messages))
         finally:
             pair.stop_all()
@@ -301,6 +292,73 @@ async def latency(
                 [applied[e] - verified[e] for e in applied if e in verified]
             ),
         }
+
+
+async def _offer(
+    bootstrap: str,
+    topic: str,
+    messages: list[SignedMessage],
+    rate: float,
+    stamp: Callable[[SignedMessage], None] | None = None,
+) -> float:
+    """Publish at a fixed rate as `crg publish` sends (5 ms linger, counted in the
+    latency: one request per event would cost the broker more CPU than the gateway
+    uses); ``stamp`` runs just before each send. Returns the rate achieved."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        started = time.monotonic()
+        for i, m in enumerate(messages):
+            delay = started + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if stamp is not None:
+                stamp(m)
+            await producer.send(topic, m.value, key=m.key, headers=list(m.headers))
+        await producer.flush()
+        return len(messages) / (time.monotonic() - started)
+    finally:
+        await producer.stop()
+
+
+async def bare_hop(
+    broker: LocalBroker, messages: list[SignedMessage], rate: float, f: Figures
+) -> None:
+    """The floor of the latency, in the same run: the same events at the same rate
+    through one topic to a plain consumer that fetches as the pipeline's consumers do
+    (publish → gateway and verified → adapter are two such hops)."""
+    from .stream.process import ConsumerProcess
+
+    topic = f"hop{uuid.uuid4().hex[:6]}"
+    await ensure_topics(broker.bootstrap_servers, [topic], PARTITIONS)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=broker.bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=ConsumerProcess.fetch_max_wait_ms,
+    )
+    await consumer.start()
+    waits: list[float] = []
+
+    async def consume() -> None:
+        while len(waits) < len(messages):
+            for batch in (await consumer.getmany(timeout_ms=100)).values():
+                now = time.time()
+                waits.extend(now - m.timestamp / 1000 for m in batch)
+
+    consuming = asyncio.create_task(consume())
+    try:
+        await _offer(broker.bootstrap_servers, topic, messages, rate)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(consuming), 30)
+    finally:
+        consuming.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await consuming
+        await consumer.stop()
+    f.bare_hop_ms = _percentiles(waits)
+    f.bare_hop_events = len(waits)
 
 
 def _percentiles(seconds: list[float]) -> dict[str, float]:
@@ -359,6 +417,7 @@ async def run(
         count = min(n, int(rate * latency_seconds))
         print(f"latency at {rate:,.0f} events/s ({count:,} events)…", file=sys.stderr, flush=True)
         fresh, _, _ = signed_events(count, seed=11, private=private)
+        await bare_hop(broker, fresh, rate, f)
         await latency(broker, fresh, record, store, rate, f)
     return f
 
@@ -379,6 +438,9 @@ def report(f: Figures) -> str:
             f"    {stage}: " + ", ".join(f"{k} {v:,.0f} ms" for k, v in figures.items())
             for stage, figures in f.stage_latency_ms.items()
         ),
+        f"    one bare broker hop (publish → plain consumer, same events and rate, "
+        f"{f.bare_hop_events:,} received): "
+        + ", ".join(f"{k} {v:,.0f} ms" for k, v in f.bare_hop_ms.items()),
         f"  adapter: {f.first_adapter_rate:,.0f} accepted events/s in the run, replay "
         f"{f.replay_rate:,.0f}/s ({f.replay_rate / max(f.first_adapter_rate, 1e-9):.1f}×)",
     ]
