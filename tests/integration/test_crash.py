@@ -119,6 +119,14 @@ async def publish(broker: LocalBroker, prefix: str, messages: list) -> None:  # 
         await producer.stop()
 
 
+def two_registries() -> dict[str, RegistryKey]:
+    """The keys of the two registries the crash streams come from (generated here)."""
+    return {
+        "verra": RegistryKey("verra", valid_from=T0),
+        "gold-standard": RegistryKey("gold-standard", valid_from=T0),
+    }
+
+
 def prepare(tmp: Path, keys: dict[str, RegistryKey]) -> Path:
     tmp.mkdir()
     open_key_storage(str(tmp / "keys" / "public-keys.json")).save([k.record for k in keys.values()])
@@ -145,10 +153,7 @@ async def outcome(broker: LocalBroker, data_dir: Path, prefix: str, total: int) 
 async def test_sigkill_at_random_moments_changes_nothing(
     broker: LocalBroker, tmp_path: Path
 ) -> None:
-    keys = {
-        "verra": RegistryKey("verra", valid_from=T0),
-        "gold-standard": RegistryKey("gold-standard", valid_from=T0),
-    }
+    keys = two_registries()
     messages = mixed_stream(keys, EVENTS)
     calm, crashy = f"calm{uuid.uuid4().hex[:6]}", f"crash{uuid.uuid4().hex[:6]}"
     await publish(broker, calm, messages)

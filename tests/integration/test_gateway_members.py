@@ -23,9 +23,8 @@ from gateway.broker.topics import Topics
 from gateway.members import Members, MembersFailed
 from gateway.processes import descendants
 
-from ..conftest import T0, RegistryKey
 from ..streams import mixed_stream
-from .test_crash import outcome, prepare, progress, publish, run_to_end
+from .test_crash import outcome, prepare, progress, publish, run_to_end, two_registries
 
 pytestmark = pytest.mark.broker
 
@@ -139,10 +138,7 @@ def a_member_killed_then_the_parent(data_dir: Path, broker: LocalBroker, prefix:
 async def test_two_members_judge_as_one_gateway_and_a_killed_member_is_replaced(
     broker: LocalBroker, tmp_path: Path
 ) -> None:
-    keys = {
-        "verra": RegistryKey("verra", valid_from=T0),
-        "gold-standard": RegistryKey("gold-standard", valid_from=T0),
-    }
+    keys = two_registries()
     messages = mixed_stream(keys, EVENTS)
     one, two, killed = (f"{name}{uuid.uuid4().hex[:6]}" for name in ("one", "two", "kill"))
     for prefix in (one, two, killed):
