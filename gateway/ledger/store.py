@@ -228,7 +228,10 @@ class LedgerStore(TransactionalStore):
         )
         self._many(
             "INSERT INTO sequence_state (registry_id, high) VALUES (?, ?)"
-            " ON CONFLICT (registry_id) DO UPDATE SET high = excluded.high",
+            " ON CONFLICT (registry_id) DO UPDATE SET high = CASE"
+            # another instance on PostgreSQL may have raised it since it was read
+            " WHEN excluded.high > sequence_state.high THEN excluded.high"
+            " ELSE sequence_state.high END",
             [(r, self._highs[r]) for r in sorted(self._dirty_highs)],
         )
 

@@ -143,6 +143,20 @@ def test_offsets_outbox_and_sequence_state(ledger: LedgerStore) -> None:
     assert ledger.outbox_pending() == []
 
 
+def test_a_stored_sequence_high_is_never_lowered(ledger: LedgerStore) -> None:
+    """Instances sharing a PostgreSQL ledger may write a high they read before another
+    instance raised it: the stored one wins if higher."""
+    with ledger.transaction():
+        ledger.set_sequence_high("verra", 10)
+    with ledger.transaction():
+        ledger.set_sequence_high("verra", 7)  # read as 6 by a slower instance, say
+        ledger.set_sequence_high("gold", 3)
+    assert ledger.sequence_high("verra") == 10 and ledger.sequence_high("gold") == 3
+    with ledger.transaction():
+        ledger.set_sequence_high("verra", 12)
+    assert ledger.sequence_high("verra") == 12
+
+
 def test_queued_writes_need_a_transaction(ledger: LedgerStore) -> None:
     with pytest.raises(RuntimeError):
         ledger.outbox_add(0, 0, "t", None, b"v", [])
