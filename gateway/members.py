@@ -81,12 +81,12 @@ class Members:
                 if stop.is_set():
                     break
                 for task in done & exits.keys():
-                    await self._restart(exits[task], task.result())
+                    await self._restart(exits[task], task.result(), stop)
         finally:
             stopping.cancel()
             await self.stop()
 
-    async def _restart(self, slot: int, code: int) -> None:
+    async def _restart(self, slot: int, code: int, stop: asyncio.Event) -> None:
         pid = self.running[slot].pid
         log.warning("gateway.member_exited", member=slot, pid=pid, exit_code=code)
         now = time.monotonic()
@@ -100,7 +100,8 @@ class Members:
                 "see the members' logs above"
             )
         await asyncio.sleep(self.restart_delay)
-        await self._start(slot)
+        if not stop.is_set():  # e.g. Ctrl-C reached the member before the parent
+            await self._start(slot)
 
     async def stop(self) -> None:
         """SIGTERM each member (each finishes its batch and waits for its
@@ -122,12 +123,16 @@ class Members:
             await asyncio.gather(*(p.wait() for p in self.running.values()))
 
 
+# looked up before any fork: the child only calls it
+_prctl = ctypes.CDLL(None).prctl if sys.platform == "linux" else None
+
+
 def _end_with_parent() -> None:
     """In a member, before it starts: be sent SIGTERM if the parent dies (even by
     SIGKILL), so no member outlives its gateway (Linux; elsewhere the parent's stop
     ends them)."""
-    if sys.platform == "linux":
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if _prctl is not None:
+        _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def member_command() -> list[str]:
@@ -136,8 +141,8 @@ def member_command() -> list[str]:
 
 
 def member_env(settings_env: Mapping[str, str], metrics_dir: Path) -> dict[str, str]:
-    """The parent's environment, the resolved settings that differ from their defaults,
-    one process per member, and the directory where members write their metrics."""
+    """The parent's environment with the settings it resolved (its command line may have
+    set them), one process per member, and the directory members write metrics to."""
     return {
         **os.environ,
         **settings_env,
