@@ -9,9 +9,10 @@ in the same run.
    accepted event); RSS of each process sampled, at 10 % and 100 % of the run, and peak;
 3. **latency**: on a broker of its own, a fresh pair of processes, events offered at a
    fixed rate (default 1,000/s, the rate achieved is reported); each event's publish
-   time against the time the adapter committed it (``applied_events.applied_at``): p50, p99, p99.9; and the
-   latency's floor, on another fresh broker: the same events at the same rate through
-   one topic to a plain consumer (the pipeline makes two such broker hops);
+   time against the time the adapter committed it (``applied_events.applied_at``):
+   p50, p99, p99.9; and the latency's floor, on another fresh broker: the same events
+   at the same rate through one topic to a plain consumer (the pipeline makes two such
+   broker hops);
 4. **replay**: the adapter over the whole verified topic again, into an empty store, in
    this process, against the first run's adapter rate.
 """

@@ -209,32 +209,23 @@ async def gateway_run(
     }
     if ledger_url:
         env["CRG_LEDGER_URL"] = ledger_url
-    url = ledger_url or f"sqlite://{data / 'gateway' / 'ledger.sqlite'}"
+    ledger = open_ledger(ledger_url or f"sqlite://{data / 'gateway' / 'ledger.sqlite'}")
     gateway = Processes(data, env, {"gateway": ["gateway", "--processes", str(processes)]})
-    gateway.start_all()
-    ledger = None
+    gateway.start_all()  # after the ledger's tables exist: no concurrent DDL
     rss: dict[str, float] = {}
     try:
-        while ledger is None:  # the gateway creates the ledger's tables first
-            gateway.check()
-            await asyncio.sleep(0.05)
-            if url.startswith("postgres") or (data / "gateway" / "ledger.sqlite").exists():
-                await asyncio.sleep(0.5)
-                ledger = open_ledger(url)
-        store = ledger
 
         def tenth() -> None:
             rss["tenth"] = gateway.rss()["gateway"]
 
         rate = await _until(
-            lambda: sum(store.offsets(topics.raw).values()), n, tenth, gateway.check
+            lambda: sum(ledger.offsets(topics.raw).values()), n, tenth, gateway.check
         )
         rss["end"] = gateway.rss()["gateway"]
         return rate, rss.get("tenth", 0.0), rss["end"]
     finally:
         gateway.stop_all()
-        if ledger is not None:
-            ledger.close()
+        ledger.close()
 
 
 async def run(
