@@ -36,7 +36,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from .bench_gateway import bare_loop
+from .bench_gateway import bare_loop, fresh_schema
 from .broker.local import LocalBroker
 from .broker.produce import produce_all
 from .broker.topics import Topics, ensure_topics
@@ -84,8 +84,8 @@ def pair_of(
         "CRG_LOG_LEVEL": "warning",
     }
     if store:  # PostgreSQL: fresh schemas for this pair
-        env["CRG_LEDGER_URL"] = _schema(store, f"{prefix}_ledger")
-        env["CRG_NATIONAL_STORE_URL"] = _schema(store, f"{prefix}_national_gha")
+        env["CRG_LEDGER_URL"] = fresh_schema(store, f"{prefix}_ledger")
+        env["CRG_NATIONAL_STORE_URL"] = fresh_schema(store, f"{prefix}_national_gha")
     return Processes(
         data,
         env,
@@ -94,14 +94,6 @@ def pair_of(
             "national": ["adapter", "national", "--party", "GHA"],
         },
     )
-
-
-def _schema(url: str, name: str) -> str:
-    import psycopg
-
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {name}")
-    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{name}"
 
 
 def _stores(pair: Processes) -> tuple[Any, Any]:

@@ -187,6 +187,16 @@ async def bare_loop(
             runner.join(30)
 
 
+def fresh_schema(url: str, name: str) -> str:
+    """``url`` with its search path set to schema ``name``, created (empty) if absent:
+    a benchmark's stores never meet an earlier run's rows."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA IF NOT EXISTS {name}")
+    return f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{name}"
+
+
 async def gateway_run(
     bootstrap: str,
     topics: Topics,
@@ -207,7 +217,8 @@ async def gateway_run(
         "CRG_LOG_FORMAT": "json",
         "CRG_LOG_LEVEL": "warning",
     }
-    if ledger_url:
+    if ledger_url:  # PostgreSQL
+        ledger_url = fresh_schema(ledger_url, f"{topics.prefix}_ledger")
         env["CRG_LEDGER_URL"] = ledger_url
     ledger = open_ledger(ledger_url or f"sqlite://{data / 'gateway' / 'ledger.sqlite'}")
     gateway = Processes(data, env, {"gateway": ["gateway", "--processes", str(processes)]})
