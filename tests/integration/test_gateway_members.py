@@ -80,10 +80,11 @@ def judged_total(http_port: int) -> float:
 
 
 def gone(pids: list[int]) -> bool:
-    return not any(Path(f"/proc/{pid}").exists() and _alive(pid) for pid in pids)
+    return not any(_alive(pid) for pid in pids)
 
 
 def _alive(pid: int) -> bool:
+    """Running, or stopped, but neither ended nor a zombie."""
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
