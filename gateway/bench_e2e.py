@@ -40,11 +40,12 @@ from .bench_gateway import bare_loop, fresh_schema
 from .broker.local import LocalBroker
 from .broker.produce import produce_all
 from .broker.topics import Topics, ensure_topics
+from .collector import settle_collector
 from .contract.codec import default_codec
 from .contract.keys import KeyRecord, make_key_id, public_key_bytes
 from .contract.message import EventSigner, SignedMessage
 from .keystore import open_key_storage
-from .loadgen import mixed_stream
+from .loadgen import registry_stream
 from .processes import Processes
 
 PARTITIONS = 4
@@ -165,7 +166,7 @@ def signed_events(
     )
     signer = EventSigner(default_codec(), record.key_id, private)
     return (
-        mixed_stream({"verra": signer}, n, seed=seed, projects=max(n // 200, 10)),
+        registry_stream({"verra": signer}, n, seed=seed, projects=max(n // 200, 10)),
         record,
         private,
     )
@@ -216,6 +217,9 @@ async def replay_rate(broker: LocalBroker, prefix: str) -> float:
     from adapters.national_registry.consumer import NationalAdapter
     from adapters.national_registry.store import open_national_store
 
+    # in this process, which holds every signed event of the run: settled like the
+    # adapter's own process, or each collection would walk them all
+    settle_collector()
     with tempfile.TemporaryDirectory(prefix="crg-e2e-replay-") as tmp:
         store = open_national_store(f"sqlite://{Path(tmp) / 'GHA.sqlite'}", "GHA")
         topics = Topics(prefix)

@@ -28,12 +28,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from .broker.local import LocalBroker
 from .broker.produce import produce_all
 from .broker.topics import Topics, ensure_topics
+from .collector import settle_collector
 from .contract.codec import default_codec
 from .contract.keys import KeyRecord, KeyRing, make_key_id, public_key_bytes
 from .contract.message import EventSigner, signature_headers
 from .keystore import open_key_storage
 from .ledger.store import open_ledger
-from .loadgen import mixed_stream
+from .loadgen import registry_stream
 from .processes import Processes
 
 PARTITIONS = 4
@@ -145,6 +146,7 @@ def _bare_process(
         with done.get_lock():
             done.value += k
 
+    settle_collector()  # as the gateway's processes do: the same runtime on both sides
     asyncio.run(
         _bare(bootstrap, topic, out_topic, partitions, KeyRing([record]), progress, stop.is_set)
     )
@@ -252,7 +254,7 @@ async def run(
     record = KeyRecord("verra", make_key_id("verra", public, start), public, start)
     signers = {"verra": EventSigner(default_codec(), record.key_id, private)}
     print(f"generating and signing {n:,} events…", flush=True)
-    messages = mixed_stream(signers, n, projects=max(n // 200, 10))
+    messages = registry_stream(signers, n, projects=max(n // 200, 10))
     with LocalBroker() as broker, tempfile.TemporaryDirectory() as tmp:
         topics = Topics(f"bench{uuid.uuid4().hex[:6]}")
         await ensure_topics(

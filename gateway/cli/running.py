@@ -9,11 +9,13 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from ..broker.topics import Topics, ensure_topics
+from ..collector import settle_collector
 from ..config import Settings
 
 
 def run_until_signalled(main: Callable[[asyncio.Event], Awaitable[None]]) -> int:
     """Run ``main(stop)``; SIGINT or SIGTERM sets ``stop`` so it can end cleanly."""
+    settle_collector()
 
     async def runner() -> None:
         stop = asyncio.Event()

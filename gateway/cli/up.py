@@ -18,6 +18,7 @@ from typing import Any
 
 from ..broker.local import LocalBroker
 from ..broker.topics import Topics, ensure_topics
+from ..collector import settle_collector
 from ..config import Settings
 from ..contract.codec import default_codec
 from ..contract.models import LabelKind, UnitsIssued
@@ -142,6 +143,7 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
             for lbl in issued.labels:
                 print(f"  label {lbl.kind}: {lbl.text}")
 
+        settle_collector()  # from here on it runs like the long-lived services
         outcome = asyncio.run(
             follow(settings, parties, story[3:], report.total_sent, signer, once=args.once)
         )
