@@ -72,13 +72,15 @@ class NationalAdapter(ConsumerProcess[RegistryEvent | None]):
     def handle(self, items: list[tuple[Incoming, RegistryEvent | None]]) -> dict[str, int]:
         store, counts = self.national, {"applied": 0, "repeat": 0, "undecodable": 0, "actions": 0}
         key = self.party.encode()
+        seen = store.applied_among((e.registry_id, e.event_id) for _, e in items if e)
         for msg, event in items:
             if event is None:
                 counts["undecodable"] += 1
                 continue
-            if store.applied(event.registry_id, event.event_id):
+            if (event.registry_id, event.event_id) in seen:  # applied before, or above
                 counts["repeat"] += 1
                 continue
+            seen.add((event.registry_id, event.event_id))
             effect = itmo_effect(event, store, self.numbering)
             mine = store.apply(event.registry_id, event.event_id, msg.source, effect)
             for action in mine:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateway.stream.database import Database, connect, overlapping_sql
+from gateway.stream.database import Database, chunks, connect, overlapping_sql, values_list
 from gateway.stream.store import TransactionalStore
 
 from .actions import FIELDS, ItmoAction
@@ -119,6 +119,25 @@ class NationalStore(TransactionalStore):
         super().__init__(db)
         self.party = party
         self.numbering = numbering
+        # written at commit: no rule reads them back within a transaction
+        self._action_rows: list[tuple[Any, ...]] = []
+        self._applied_rows: list[tuple[Any, ...]] = []
+        self._applied_now: set[tuple[str, str]] = set()  # tracking records queued
+
+    def _begin(self) -> None:
+        self._action_rows, self._applied_rows, self._applied_now = [], [], set()
+
+    def _before_commit(self) -> None:
+        placeholders = ", ".join("?" * len(FIELDS))
+        self.db.many(
+            f"INSERT INTO itmo_actions ({ACTION_COLUMNS}) VALUES ({placeholders})",
+            self._action_rows,
+        )
+        self.db.many(
+            "INSERT INTO applied_events (registry_id, event_id, actions, source, applied_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            self._applied_rows,
+        )
 
     # -- the units view (rules.UnitsView) ---------------------------------------------------
     def article6_blocks(
@@ -150,11 +169,30 @@ class NationalStore(TransactionalStore):
     # -- applying an event -------------------------------------------------------------------
     def applied(self, registry_id: str, event_id: str) -> bool:
         """The tracking record: was this event applied already?"""
+        if (registry_id, event_id) in self._applied_now:
+            return True
         row = self.db.execute(
             "SELECT 1 FROM applied_events WHERE registry_id = ? AND event_id = ?",
             (registry_id, event_id),
         ).fetchone()
         return row is not None
+
+    def applied_among(self, events: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        """The (registry, event id) pairs among ``events`` that have a tracking record:
+        a batch asks once, not once per event."""
+        unique = dict.fromkeys(events)
+        found = self._applied_now.intersection(unique)
+        asked = [e for e in unique if e not in found]
+        for chunk in chunks(asked):
+            wanted = values_list(len(chunk), "TEXT", "TEXT")
+            rows = self.db.execute(
+                f"WITH asked (registry_id, event_id) AS (VALUES {wanted})"
+                " SELECT a.registry_id, a.event_id FROM asked w JOIN applied_events a"
+                " ON a.registry_id = w.registry_id AND a.event_id = w.event_id",
+                [v for pair in chunk for v in pair],
+            ).fetchall()
+            found.update((str(r), str(e)) for r, e in rows)
+        return found
 
     def apply(
         self, registry_id: str, event_id: str, source: str, effect: Effect
@@ -192,16 +230,9 @@ class NationalStore(TransactionalStore):
             [(registry_id, a, p) for a, p in sorted(effect.accounts.items())],
         )
         mine = [a for a in effect.actions if a.party == self.party]
-        placeholders = ", ".join("?" * len(FIELDS))
-        db.many(
-            f"INSERT INTO itmo_actions ({ACTION_COLUMNS}) VALUES ({placeholders})",
-            [tuple(a.row().values()) for a in mine],
-        )
-        db.execute(
-            "INSERT INTO applied_events (registry_id, event_id, actions, source, applied_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            (registry_id, event_id, len(mine), source, time.time()),
-        )
+        self._action_rows += [tuple(a.row().values()) for a in mine]
+        self._applied_rows.append((registry_id, event_id, len(mine), source, time.time()))
+        self._applied_now.add((registry_id, event_id))
         return mine
 
     # -- reading the Party's ITMO ledger -----------------------------------------------------

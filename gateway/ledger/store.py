@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..stream.database import Database, connect
+from ..stream.database import Database, chunks, connect, values_list
 from ..stream.outbox import Headers, pack_headers
 from ..stream.outbox import unpack_headers as unpack_headers
 from ..stream.store import TransactionalStore
@@ -84,19 +84,6 @@ def _block_row(b: Block) -> tuple[Any, ...]:
     )
 
 
-_CHUNK = 500  # rows of a VALUES list: well inside every parameter limit
-
-
-def _chunks(items: list[Any]) -> Iterator[list[Any]]:
-    for i in range(0, len(items), _CHUNK):
-        yield items[i : i + _CHUNK]
-
-
-def _values(n: int, *types: str) -> str:
-    row = "(" + ", ".join(f"CAST(? AS {t})" for t in types) + ")"
-    return ", ".join([row] * n)
-
-
 @functools.lru_cache(maxsize=64)
 def _blocks_of_ranges(n: int, postgres: bool) -> str:
     """Blocks sharing a unit with any of ``n`` ranges, one index walk per range.
@@ -109,7 +96,7 @@ def _blocks_of_ranges(n: int, postgres: bool) -> str:
     columns = ", ".join(f"b.{c.strip()}" for c in BLOCK_COLUMNS.split(","))
     wanted = (
         "WITH wanted (registry_id, series, lo, hi) AS"
-        f" (VALUES {_values(n, 'TEXT', 'TEXT', 'BIGINT', 'BIGINT')})"
+        f" (VALUES {values_list(n, 'TEXT', 'TEXT', 'BIGINT', 'BIGINT')})"
     )
     if postgres:
         return (
@@ -134,7 +121,7 @@ def _identities_of(n: int) -> str:
     columns = "a.registry_id, a.event_id, a.value_sha256, a.position, a.sequence"
     return (
         "WITH asked (registry_id, event_id, sequence) AS"
-        f" (VALUES {_values(n, 'TEXT', 'TEXT', 'BIGINT')})"
+        f" (VALUES {values_list(n, 'TEXT', 'TEXT', 'BIGINT')})"
         f" SELECT {columns} FROM asked w JOIN accepted_events a"
         " ON a.registry_id = w.registry_id AND a.event_id = w.event_id"
         f" UNION ALL SELECT {columns} FROM asked w JOIN accepted_events a"
@@ -145,7 +132,7 @@ def _identities_of(n: int) -> str:
 @functools.lru_cache(maxsize=64)
 def _issuances_of(n: int) -> str:
     return (
-        f"WITH asked (identity) AS (VALUES {_values(n, 'TEXT')})"
+        f"WITH asked (identity) AS (VALUES {values_list(n, 'TEXT')})"
         " SELECT p.identity, p.registry_id, p.project_id, p.vintage_start, p.vintage_end,"
         " p.event_id FROM asked w JOIN project_issuances p ON p.identity = w.identity"
     )
@@ -257,7 +244,7 @@ class LedgerStore(TransactionalStore):
     # -- blocks (LedgerView) ---------------------------------------------------------------
     def _stored_blocks(self, ranges: list[Range]) -> Iterator[Block]:
         """Stored blocks sharing a unit with any of the ranges (a block may come twice)."""
-        for chunk in _chunks(ranges):
+        for chunk in chunks(ranges):
             rows = self._exec(
                 _blocks_of_ranges(len(chunk), self.db.postgres), [v for r in chunk for v in r]
             )
@@ -288,7 +275,7 @@ class LedgerStore(TransactionalStore):
     def _stored_identities(
         self, asked: list[tuple[str, str, int]]
     ) -> Iterator[tuple[str, str, bytes, int, int]]:
-        for chunk in _chunks(asked):
+        for chunk in chunks(asked):
             rows = self._exec(_identities_of(len(chunk)), [v for a in chunk for v in a])
             for r in rows.fetchall():
                 yield str(r[0]), str(r[1]), bytes(r[2]), int(r[3]), int(r[4])
@@ -353,7 +340,7 @@ class LedgerStore(TransactionalStore):
 
     # -- cross-registry project identity -------------------------------------------------
     def _stored_issuances(self, identities: list[str]) -> Iterator[tuple[str, Issuance]]:
-        for chunk in _chunks(identities):
+        for chunk in chunks(identities):
             rows = self._exec(_issuances_of(len(chunk)), chunk)
             for r in rows.fetchall():
                 yield str(r[0]), (str(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5]))

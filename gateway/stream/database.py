@@ -76,6 +76,22 @@ class Database:
             self._writers.close()
 
 
+VALUES_CHUNK = 500  # rows of a VALUES list: well inside every parameter limit
+
+
+def chunks(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    """``items`` in runs of :data:`VALUES_CHUNK`, one set-wise query each."""
+    for i in range(0, len(items), VALUES_CHUNK):
+        yield items[i : i + VALUES_CHUNK]
+
+
+def values_list(n: int, *types: str) -> str:
+    """``n`` rows of parameters for a ``VALUES`` list, each cast to its column's type
+    (a parameter's own type would otherwise decide how PostgreSQL compares it)."""
+    row = "(" + ", ".join(f"CAST(? AS {t})" for t in types) + ")"
+    return ", ".join([row] * n)
+
+
 def overlapping_sql(table: str, columns: str) -> str:
     """Rows of ``table`` sharing a unit with a range, for tables of non-overlapping
     inclusive ranges keyed by (registry_id, series, start_no). Parameters: registry,

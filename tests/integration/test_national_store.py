@@ -46,6 +46,29 @@ def test_replay_changes_nothing(ghana: NationalStore) -> None:
     assert counts == {"applied_events": 4, "actions": 4}
 
 
+def test_tracking_records_are_found_set_wise_and_within_the_transaction(
+    ghana: NationalStore,
+) -> None:
+    """A batch asks once which of its events were applied; an event applied earlier in
+    the same transaction counts as applied, though its record is written at commit."""
+    first, second, *rest = events("GH-1", STORY)
+    apply_all(ghana, [first])
+    unknown = [("verra", f"never-{i}") for i in range(1200)]  # three VALUES chunks
+    with ghana.transaction():
+        assert ghana.applied_among([*unknown, (first.registry_id, first.event_id)]) == {
+            (first.registry_id, first.event_id)
+        }
+        ghana.apply(
+            second.registry_id, second.event_id, "t", itmo_effect(second, ghana, Numbering())
+        )
+        assert ghana.applied(second.registry_id, second.event_id)
+        assert ghana.applied_among(
+            [(e.registry_id, e.event_id) for e in (first, second, *rest)]
+        ) == {(first.registry_id, first.event_id), (second.registry_id, second.event_id)}
+    assert ghana.counts()["applied_events"] == 2
+    assert ghana.applied(second.registry_id, second.event_id)
+
+
 def test_a_failed_transaction_leaves_no_trace(ghana: NationalStore) -> None:
     (first, *_) = events("GH-1", STORY)
     before = ghana.digest()
