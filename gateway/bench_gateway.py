@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .broker.local import LocalBroker
-from .broker.produce import produce_all
+from .broker.produce import produce_all, send_in_batches
 from .broker.topics import Topics, ensure_topics
 from .collector import settle_collector
 from .contract.codec import default_codec
@@ -120,11 +120,9 @@ async def _bare(
                     for i in range(0, len(fetched), size)
                 )
             )
-            futures = [
-                await producer.send(out_topic, m.value, key=m.key, headers=list(m.headers))
-                for m in fetched
-            ]
-            await asyncio.gather(*futures)
+            # produced as the gateway produces its verdicts
+            outgoing = ((out_topic, m.key, m.value or b"", m.headers) for m in fetched)
+            await asyncio.gather(*await send_in_batches(producer, outgoing))
             if fetched:
                 progress(len(fetched))
     finally:

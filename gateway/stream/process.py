@@ -36,6 +36,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 
+from ..broker.produce import send_in_batches
 from .outbox import Headers, OutboxMessage, through
 
 log = structlog.get_logger("crg.stream")
@@ -161,12 +162,11 @@ class ConsumerProcess(Generic[P]):
             return await asyncio.to_thread(fn, *args)
 
     async def _send(self, messages: Sequence[OutboxMessage]) -> list[asyncio.Future[Any]]:
-        """Enqueue in order (aiokafka keeps per-partition order of enqueued records)."""
+        """Enqueue in order, in batches (per-partition order is kept)."""
         assert self.producer is not None
-        return [
-            await self.producer.send(m.topic, m.value, key=m.key, headers=m.headers)
-            for m in messages
-        ]
+        return await send_in_batches(
+            self.producer, ((m.topic, m.key, m.value, m.headers) for m in messages)
+        )
 
     async def settle_acks(self) -> None:
         """Wait for the producer to acknowledge everything handed to it so far."""
