@@ -123,11 +123,21 @@ class NationalStore(TransactionalStore):
         self._action_rows: list[tuple[Any, ...]] = []
         self._applied_rows: list[tuple[Any, ...]] = []
         self._applied_now: set[tuple[str, str]] = set()  # tracking records queued
+        # each account's Party as read or set in this transaction; the ones set, written
+        # at commit (the rules read them through account_party, which looks here first)
+        self._parties: dict[tuple[str, str], str | None] = {}
+        self._parties_set: dict[tuple[str, str], str] = {}
 
     def _begin(self) -> None:
         self._action_rows, self._applied_rows, self._applied_now = [], [], set()
+        self._parties, self._parties_set = {}, {}
 
     def _before_commit(self) -> None:
+        self.db.many(
+            "INSERT INTO accounts (registry_id, account, party) VALUES (?, ?, ?)"
+            " ON CONFLICT (registry_id, account) DO UPDATE SET party = excluded.party",
+            [(r, a, p) for (r, a), p in sorted(self._parties_set.items())],
+        )
         placeholders = ", ".join("?" * len(FIELDS))
         self.db.many(
             f"INSERT INTO itmo_actions ({ACTION_COLUMNS}) VALUES ({placeholders})",
@@ -160,11 +170,16 @@ class NationalStore(TransactionalStore):
         ]
 
     def account_party(self, registry_id: str, account: str) -> str | None:
+        if (registry_id, account) in self._parties:
+            return self._parties[registry_id, account]
         row = self.db.execute(
             "SELECT party FROM accounts WHERE registry_id = ? AND account = ?",
             (registry_id, account),
         ).fetchone()
-        return None if row is None else str(row[0])
+        party = None if row is None else str(row[0])
+        if self._in_tx:  # kept for the transaction, as if read when it began
+            self._parties[registry_id, account] = party
+        return party
 
     # -- applying an event -------------------------------------------------------------------
     def applied(self, registry_id: str, event_id: str) -> bool:
@@ -224,11 +239,8 @@ class NationalStore(TransactionalStore):
                     i.unit_type,
                 ),
             )
-        db.many(
-            "INSERT INTO accounts (registry_id, account, party) VALUES (?, ?, ?)"
-            " ON CONFLICT (registry_id, account) DO UPDATE SET party = excluded.party",
-            [(registry_id, a, p) for a, p in sorted(effect.accounts.items())],
-        )
+        for account, party in effect.accounts.items():
+            self._parties[registry_id, account] = self._parties_set[registry_id, account] = party
         mine = [a for a in effect.actions if a.party == self.party]
         self._action_rows += [tuple(a.row().values()) for a in mine]
         self._applied_rows.append((registry_id, event_id, len(mine), source, time.time()))

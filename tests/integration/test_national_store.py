@@ -69,6 +69,24 @@ def test_tracking_records_are_found_set_wise_and_within_the_transaction(
     assert ghana.applied(second.registry_id, second.event_id)
 
 
+def test_an_account_party_set_in_a_transaction_is_read_back_and_kept(
+    ghana: NationalStore,
+) -> None:
+    """Account jurisdictions are written at commit: the rules read them back at once
+    within the transaction, a failed transaction keeps none, a committed one all."""
+    issued, labelled, to_swiss, *_ = events("GH-1", STORY)
+    apply_all(ghana, [issued, labelled])
+    assert ghana.account_party("verra", "ch-buyer") is None
+    with pytest.raises(RuntimeError), ghana.transaction():
+        effect = itmo_effect(to_swiss, ghana, Numbering())
+        ghana.apply(to_swiss.registry_id, to_swiss.event_id, "t", effect)
+        assert ghana.account_party("verra", "ch-buyer") == "CHE"
+        raise RuntimeError("crash")
+    assert ghana.account_party("verra", "ch-buyer") is None
+    apply_all(ghana, [to_swiss])
+    assert ghana.account_party("verra", "ch-buyer") == "CHE"
+
+
 def test_a_failed_transaction_leaves_no_trace(ghana: NationalStore) -> None:
     (first, *_) = events("GH-1", STORY)
     before = ghana.digest()
