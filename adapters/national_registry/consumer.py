@@ -72,7 +72,7 @@ class NationalAdapter(ConsumerProcess[RegistryEvent | None]):
     def handle(self, items: list[tuple[Incoming, RegistryEvent | None]]) -> dict[str, int]:
         store, counts = self.national, {"applied": 0, "repeat": 0, "undecodable": 0, "actions": 0}
         key = self.party.encode()
-        seen = store.applied_among((e.registry_id, e.event_id) for _, e in items if e)
+        seen = store.applied_among((e.registry_id, e.event_id) for _, e in items if e is not None)
         for msg, event in items:
             if event is None:
                 counts["undecodable"] += 1
