@@ -212,7 +212,9 @@ class NationalStore(TransactionalStore):
     def apply(
         self, registry_id: str, event_id: str, source: str, effect: Effect
     ) -> list[ItmoAction]:
-        """Write an event's effect and its tracking record; return this Party's actions."""
+        """Write an event's effect and its tracking record (block changes at once; the
+        record, the actions and account jurisdictions at commit, in bulk); return this
+        Party's actions."""
         self._require_transaction("apply")
         db = self.db
         db.many(
