@@ -184,13 +184,7 @@ class NationalStore(TransactionalStore):
     # -- applying an event -------------------------------------------------------------------
     def applied(self, registry_id: str, event_id: str) -> bool:
         """The tracking record: was this event applied already?"""
-        if (registry_id, event_id) in self._applied_now:
-            return True
-        row = self.db.execute(
-            "SELECT 1 FROM applied_events WHERE registry_id = ? AND event_id = ?",
-            (registry_id, event_id),
-        ).fetchone()
-        return row is not None
+        return (registry_id, event_id) in self.applied_among([(registry_id, event_id)])
 
     def applied_among(self, events: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
         """The (registry, event id) pairs among ``events`` that have a tracking record:
