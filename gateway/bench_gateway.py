@@ -17,7 +17,6 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,8 +84,8 @@ async def _bare(
     progress: Callable[[int], None],
     stopped: Callable[[], bool],
 ) -> None:
-    """The floor on some partitions: consume, verify (on every core, like the gateway),
-    decode, produce; no model, no ledger."""
+    """The floor on some partitions: consume, verify and decode on the event loop's
+    thread (as the gateway's processes do), produce; no model, no ledger."""
     codec = default_codec()
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
@@ -99,34 +98,20 @@ async def _bare(
     await consumer.start()
     await producer.start()
     consumer.assign([TopicPartition(topic, p) for p in partitions])
-    workers = os.cpu_count() or 1
-    pool = ThreadPoolExecutor(workers)
-    loop = asyncio.get_running_loop()
-
-    def check(messages: list[Any]) -> None:
-        for m in messages:
-            key_id, signature = signature_headers(m.headers)
-            ring.verify(key_id, m.value, signature)
-            codec.decode(m.value)
-
     try:
         while not stopped():
             batch = await consumer.getmany(timeout_ms=100, max_records=2000)
             fetched = [m for messages in batch.values() for m in messages]
-            size = -(-len(fetched) // workers) or 1
-            await asyncio.gather(
-                *(  # verification releases the GIL: use every core
-                    loop.run_in_executor(pool, check, fetched[i : i + size])
-                    for i in range(0, len(fetched), size)
-                )
-            )
+            for m in fetched:
+                key_id, signature = signature_headers(m.headers)
+                ring.verify(key_id, m.value, signature)
+                codec.decode(m.value)
             # produced as the gateway produces its verdicts
             outgoing = ((out_topic, m.key, m.value or b"", m.headers) for m in fetched)
             await asyncio.gather(*await send_in_batches(producer, outgoing))
             if fetched:
                 progress(len(fetched))
     finally:
-        pool.shutdown()
         await consumer.stop()
         await producer.stop()
 

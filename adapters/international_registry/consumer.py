@@ -67,9 +67,9 @@ class InternationalAdapter(ConsumerProcess[ItmoAction | None]):
         self._outcomes: dict[tuple[int, int], tuple[Outcome, int]] = {}
         self.calls = 0  # attempts made, for figures
 
-    def prepare(self, chunk: list[Incoming]) -> list[ItmoAction | None]:
+    def prepare(self, messages: list[Incoming]) -> list[ItmoAction | None]:
         out: list[ItmoAction | None] = []
-        for msg in chunk:
+        for msg in messages:
             try:
                 out.append(decode_action(msg.value))
             except (ContractError, ValueError, KeyError) as exc:
@@ -80,7 +80,7 @@ class InternationalAdapter(ConsumerProcess[ItmoAction | None]):
     async def act(self, batch: Batch[ItmoAction | None]) -> None:
         self._outcomes = {}
         ids = [a.action_id for a in batch.prepared if a is not None]
-        done: set[str] = await self._store(self.international.known, ids)
+        done: set[str] = self.international.known(ids)
         lanes: dict[int, list[tuple[Incoming, ItmoAction]]] = {}
         for msg, action in batch.items():
             if action is not None and action.action_id not in done:

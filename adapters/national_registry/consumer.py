@@ -2,9 +2,9 @@
 topic, each new action emitted on ``crg.article6.itmo-actions``.
 
 A :class:`~gateway.stream.process.ConsumerProcess`: preparing decodes the verified
-events on worker threads; handling applies each to the Party's store with its tracking
-record, in the batch's one transaction, and queues the Party's new actions in the
-outbox. An event applied before (a replay, or the gateway's identical repeat after a
+events (while the batch before is handled); handling applies each to the Party's store
+with its tracking record, in the batch's one transaction, and queues the Party's new
+actions in the outbox. An event applied before (a replay, or the gateway's identical repeat after a
 crash) changes nothing and emits nothing.
 """
 
@@ -56,10 +56,10 @@ class NationalAdapter(ConsumerProcess[RegistryEvent | None]):
         self.party = store.party
         self.numbering = numbering or store.numbering
 
-    def prepare(self, chunk: list[Incoming]) -> list[RegistryEvent | None]:
+    def prepare(self, messages: list[Incoming]) -> list[RegistryEvent | None]:
         codec = default_codec()
         out: list[RegistryEvent | None] = []
-        for msg in chunk:
+        for msg in messages:
             try:
                 out.append(RegistryEvent.from_avro(codec.decode(msg.value)))
             except (ContractError, ValueError) as exc:

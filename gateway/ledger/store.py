@@ -153,7 +153,8 @@ class RejectedRecord:
 
 
 class LedgerStore(TransactionalStore):
-    """Open with :func:`open_ledger`. Not thread-safe: one gateway worker thread uses it.
+    """Open with :func:`open_ledger`. Not thread-safe: a gateway process uses it from its
+    event loop.
 
     Inside a transaction, blocks, accepted ids and project identities are read set-wise
     (:meth:`read_ahead`), judged against in memory and written in bulk at commit

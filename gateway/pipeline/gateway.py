@@ -46,7 +46,6 @@ class Gateway(ConsumerProcess[RegistryEvent | Verdict]):
         topics: Topics,
         idempotence: bool = False,
         max_batch: int = 2000,
-        workers: int | None = None,
     ) -> None:
         super().__init__(
             bootstrap_servers=bootstrap_servers,
@@ -55,7 +54,6 @@ class Gateway(ConsumerProcess[RegistryEvent | Verdict]):
             group_id=topics.group("gateway"),
             idempotence=idempotence,
             max_batch=max_batch,
-            workers=workers,
         )
         self.ledger = ledger
         self._keys = keys
@@ -65,9 +63,9 @@ class Gateway(ConsumerProcess[RegistryEvent | Verdict]):
     def keys(self) -> KeyRing:
         return self._keys() if callable(self._keys) else self._keys
 
-    def prepare(self, chunk: list[Incoming]) -> list[RegistryEvent | Verdict]:
+    def prepare(self, messages: list[Incoming]) -> list[RegistryEvent | Verdict]:
         keys = self.keys()
-        return [authenticate(msg, keys, self.codec) for msg in chunk]
+        return [authenticate(msg, keys, self.codec) for msg in messages]
 
     def handle(self, items: list[tuple[Incoming, RegistryEvent | Verdict]]) -> dict[str, int]:
         counts: dict[str, int] = {}

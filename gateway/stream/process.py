@@ -4,7 +4,7 @@ outgoing messages commit in one transaction of its own store.
 Per batch (``getmany``):
 
 1. :meth:`ConsumerProcess.prepare` the messages — work that needs no store (decoding,
-   signature checks) — on worker threads;
+   signature checks);
 2. in one store transaction: forget what earlier batches got acknowledged, skip what
    the store says was already handled, :meth:`~ConsumerProcess.handle` the rest (the
    subclass writes its effect and queues messages in the outbox), record the next offset
@@ -18,6 +18,12 @@ while batch N is handled. A rebalance waits for the batch being handled and drop
 prepared ahead (its partitions may have moved). The store, not Kafka's group offsets,
 says where to resume; a partition's new owner first produces what its previous owner
 committed but did not get acknowledged.
+
+Everything runs on the event loop's thread, stores included: a process gets its
+parallelism from other processes (``crg gateway --processes``), not from threads. Handing
+each batch to worker threads and back cost more than it saved on a busy machine — every
+hop waits for the scheduler — and, at 1,000 events/s, took p99 publish → ITMO from
+51–54 to 85–96 ms (``docs/performance.md``).
 """
 
 from __future__ import annotations
@@ -25,10 +31,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import os
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
@@ -117,7 +121,6 @@ class ConsumerProcess(Generic[P]):
         group_id: str,
         idempotence: bool = False,
         max_batch: int = 2000,
-        workers: int | None = None,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.store = store
@@ -128,22 +131,19 @@ class ConsumerProcess(Generic[P]):
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
         self.processed = 0
-        self.workers = max(1, workers or os.cpu_count() or 1)
-        self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix=f"{self.name}-prep")
         #: per committed batch, in order: acknowledged through which offset per partition
         self._in_flight: collections.deque[asyncio.Task[dict[int, int]]] = collections.deque()
         self._offsets_committed_at = 0.0  # when Kafka's group offsets were last committed
         self._group_offsets: dict[TopicPartition, int] = {}  # not yet committed to Kafka
         self._background: set[asyncio.Task[None]] = set()
         self._acked: dict[int, int] = {}  # acknowledged through offset, per partition
-        self._db = asyncio.Lock()  # one store user at a time (stores are not thread-safe)
         self._handling = asyncio.Lock()  # held while a batch is handled and handed over
         self._generation = 0  # bumped when partitions move
         self.stopping = asyncio.Event()  # set when the process is asked to stop
 
     # -- what subclasses provide -------------------------------------------------------------
-    def prepare(self, chunk: list[Incoming]) -> list[P]:
-        """Work on messages that needs no store; runs on worker threads."""
+    def prepare(self, messages: list[Incoming]) -> list[P]:
+        """Work on messages that needs no store (done while the batch before is handled)."""
         raise NotImplementedError
 
     async def act(self, batch: Batch[P]) -> None:
@@ -152,15 +152,11 @@ class ConsumerProcess(Generic[P]):
         to drop the batch uncommitted: it is fetched again after a restart."""
 
     def handle(self, items: list[tuple[Incoming, P]]) -> dict[str, int]:
-        """Apply a batch inside the store's open transaction (on a worker thread); queue
-        outgoing messages in the store's outbox; return counts by outcome."""
+        """Apply a batch inside the store's open transaction; queue outgoing messages in
+        the store's outbox; return counts by outcome."""
         raise NotImplementedError
 
-    # -- the store ---------------------------------------------------------------------------
-    async def _store(self, fn: Callable[..., Any], *args: Any) -> Any:
-        async with self._db:
-            return await asyncio.to_thread(fn, *args)
-
+    # -- the producer ------------------------------------------------------------------------
     async def _send(self, messages: Sequence[OutboxMessage]) -> list[asyncio.Future[Any]]:
         """Enqueue in order, in batches (per-partition order is kept)."""
         assert self.producer is not None
@@ -186,7 +182,7 @@ class ConsumerProcess(Generic[P]):
     async def _forget_acked(self) -> None:
         await self.settle_acks()
         if self._acked:
-            await self._store(self.store.outbox_done, self._acked)
+            self.store.outbox_done(self._acked)
             self._acked = {}
 
     # -- partitions --------------------------------------------------------------------------
@@ -206,11 +202,11 @@ class ConsumerProcess(Generic[P]):
             self._generation += 1
             await self._forget_acked()  # or they would count as pending below
             partitions = sorted(tp.partition for tp in assigned if tp.topic == self.topic)
-            while pending := await self._store(self.store.outbox_pending, partitions):
+            while pending := self.store.outbox_pending(partitions):
                 await asyncio.gather(*await self._send(pending))
-                await self._store(self.store.outbox_done, through(pending))
+                self.store.outbox_done(through(pending))
                 log.info(f"{self.name}.outbox_recovered", messages=len(pending))
-            stored = await self._store(self.store.offsets, self.topic)
+            stored = self.store.offsets(self.topic)
             log.info(
                 f"{self.name}.assigned",
                 partitions=partitions,
@@ -224,7 +220,7 @@ class ConsumerProcess(Generic[P]):
 
     # -- one batch ---------------------------------------------------------------------------
     async def fetch(self, timeout_ms: int = 500) -> Batch[P] | None:
-        """Fetch a batch and prepare it on every worker thread."""
+        """Fetch a batch and prepare it."""
         assert self.consumer is not None
         fetched = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.max_batch)
         if not fetched:
@@ -243,15 +239,9 @@ class ConsumerProcess(Generic[P]):
             for tp, messages in fetched.items()
             for m in messages
         ]
-        loop = asyncio.get_running_loop()
-        size = -(-len(incoming) // self.workers)
-        chunks = [incoming[i : i + size] for i in range(0, len(incoming), size)]
-        results = await asyncio.gather(
-            *(loop.run_in_executor(self._pool, self.prepare, chunk) for chunk in chunks)
-        )
         return Batch(
             incoming,
-            [r for chunk in results for r in chunk],
+            self.prepare(incoming),
             {tp: messages[-1].offset + 1 for tp, messages in fetched.items()},
             generation,
             started,
@@ -260,7 +250,7 @@ class ConsumerProcess(Generic[P]):
     def _commit(
         self, batch: Batch[P], forget: dict[int, int]
     ) -> tuple[dict[str, int], list[OutboxMessage]]:
-        """One store transaction for the batch (on a worker thread)."""
+        """One store transaction for the batch."""
         with self.store.transaction():
             self.store.outbox_done(forget)
             stored = self.store.offsets(self.topic)
@@ -293,7 +283,7 @@ class ConsumerProcess(Generic[P]):
             forget, self._acked = self._acked, {}
             counts: dict[str, int]
             outbox: list[OutboxMessage]
-            counts, outbox = await self._store(self._commit, batch, forget)
+            counts, outbox = self._commit(batch, forget)
             futures = await self._send(outbox)
             self._in_flight.append(asyncio.create_task(_through_when_acked(outbox, futures)))
         handled: int = len(batch.incoming) - counts.get("skipped", 0)
@@ -374,7 +364,6 @@ class ConsumerProcess(Generic[P]):
                 await self.consumer.stop()
             if self.producer is not None:
                 await self.producer.stop()
-            self._pool.shutdown(wait=False)
             log.info(f"{self.name}.stopped", processed=self.processed)
 
     async def serve(self, stop: asyncio.Event) -> None:
