@@ -108,9 +108,11 @@ class ConsumerProcess(Generic[P]):
     #: how long a batch may take before the group takes the partitions away
     max_poll_interval_ms = 300_000
     #: how long the broker may hold a fetch waiting for data (tansu holds it that long
-    #: whenever nothing is there yet; 20 → 10 ms took p99 publish → ITMO from 109 to 85 ms
-    #: at 1,000 events/s, and cost no throughput)
-    fetch_max_wait_ms = 10
+    #: whenever nothing is there yet). Each fetch costs tansu more as its memory storage
+    #: fills: over 30 s at 1,000 events/s, p99 publish → ITMO was 108–146 ms with 10 ms
+    #: (the last 5 s: 150–164) and 86–90 ms with 20 (``docs/performance.md``); it costs
+    #: no throughput, as a busy partition always has data
+    fetch_max_wait_ms = 20
 
     def __init__(
         self,
@@ -345,8 +347,6 @@ class ConsumerProcess(Generic[P]):
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=4 * 1024 * 1024,
             max_poll_interval_ms=self.max_poll_interval_ms,
-            # tansu answers a fetch when its wait runs out, not at the first byte: a short
-            # wait keeps latency low (more idle fetches; each is tiny)
             fetch_max_wait_ms=self.fetch_max_wait_ms,
         )
         self.consumer.subscribe([self.topic], listener=_ResumeFromStore(self))
