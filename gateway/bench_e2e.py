@@ -49,6 +49,7 @@ from .loadgen import registry_stream
 from .processes import Processes
 
 PARTITIONS = 4
+WINDOW = 5.0  # seconds of sending per latency window
 
 
 @dataclass
@@ -65,6 +66,9 @@ class Figures:
     latency_ms: dict[str, float] = field(default_factory=dict)
     stage_latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)
     bare_hop_ms: dict[str, float] = field(default_factory=dict)  # one broker hop, no work
+    #: p99 of the events sent in each WINDOW seconds, in order: drift as the broker fills
+    latency_p99_by_window_ms: list[float] = field(default_factory=list)
+    bare_hop_p99_by_window_ms: list[float] = field(default_factory=list)
     bare_hop_events: int = 0
     latency_events: int = 0
     first_adapter_rate: float = 0.0
@@ -281,6 +285,9 @@ async def latency(
         f.latency_events = len(applied)
         f.offered_rate = rate
         f.latency_ms = _percentiles([applied[e] - sent_at[e] for e in applied if e in sent_at])
+        f.latency_p99_by_window_ms = p99_by_window(
+            [(sent_at[e], applied[e] - sent_at[e]) for e in applied if e in sent_at]
+        )
         f.stage_latency_ms = {
             "publish → verified": _percentiles(
                 [verified[e] - sent_at[e] for e in verified if e in sent_at]
@@ -336,13 +343,13 @@ async def bare_hop(
         fetch_max_wait_ms=ConsumerProcess.fetch_max_wait_ms,
     )
     await consumer.start()
-    waits: list[float] = []
+    waits: list[tuple[float, float]] = []  # (sent, waited) in seconds
 
     async def consume() -> None:
         while len(waits) < len(messages):
             for batch in (await consumer.getmany(timeout_ms=100)).values():
                 now = time.time()
-                waits.extend(now - m.timestamp / 1000 for m in batch)
+                waits.extend((m.timestamp / 1000, now - m.timestamp / 1000) for m in batch)
 
     consuming = asyncio.create_task(consume())
     try:
@@ -354,8 +361,22 @@ async def bare_hop(
         with contextlib.suppress(asyncio.CancelledError):
             await consuming
         await consumer.stop()
-    f.bare_hop_ms = _percentiles(waits)
+    f.bare_hop_ms = _percentiles([w for _, w in waits])
+    f.bare_hop_p99_by_window_ms = p99_by_window(waits)
     f.bare_hop_events = len(waits)
+
+
+def p99_by_window(timed: list[tuple[float, float]], window: float = WINDOW) -> list[float]:
+    """p99 in ms of the waits of the events sent in each ``window`` seconds from the
+    first send, in order, given (sent, waited) pairs in seconds; an empty window (a
+    pause in sending) gives NaN, so the positions stay times."""
+    if not timed:
+        return []
+    first = min(sent for sent, _ in timed)
+    windows: dict[int, list[float]] = {}
+    for sent, waited in timed:
+        windows.setdefault(int((sent - first) // window), []).append(waited)
+    return [_percentiles(windows.get(i, []))["p99"] for i in range(max(windows) + 1)]
 
 
 def _percentiles(seconds: list[float]) -> dict[str, float]:
@@ -445,6 +466,11 @@ def report(f: Figures) -> str:
         f"    one bare broker hop (publish → plain consumer, same events and rate, "
         f"{f.bare_hop_events:,} received): "
         + ", ".join(f"{k} {v:,.0f} ms" for k, v in f.bare_hop_ms.items()),
+        f"    p99 by {WINDOW:.0f} s of sending, end to end: "
+        + ", ".join(f"{v:,.0f}" for v in f.latency_p99_by_window_ms)
+        + " ms; one bare hop: "
+        + ", ".join(f"{v:,.0f}" for v in f.bare_hop_p99_by_window_ms)
+        + " ms",
         f"  adapter: {f.first_adapter_rate:,.0f} accepted events/s in the run, replay "
         f"{f.replay_rate:,.0f}/s ({f.replay_rate / max(f.first_adapter_rate, 1e-9):.1f}×)",
     ]
