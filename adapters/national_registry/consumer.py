@@ -73,6 +73,11 @@ class NationalAdapter(ConsumerProcess[RegistryEvent | None]):
         store, counts = self.national, {"applied": 0, "repeat": 0, "undecodable": 0, "actions": 0}
         key = self.party.encode()
         seen = store.applied_among((e.registry_id, e.event_id) for _, e in items if e is not None)
+        store.read_ahead(
+            (e.registry_id, e.serial_block.series, e.serial_block.start, e.serial_block.end)
+            for _, e in items
+            if e is not None and (e.registry_id, e.event_id) not in seen
+        )
         for msg, event in items:
             if event is None:
                 counts["undecodable"] += 1

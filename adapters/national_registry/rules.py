@@ -249,9 +249,12 @@ def _label_applied(
             if lo <= hi:
                 rec.effect.add.append(b.changed(start=lo, end=hi))
     text = label_json(p.label)
-    for lo, hi in _gaps(sb.start, sb.end, authorized):
+    gaps = _gaps(sb.start, sb.end, authorized)
+    # asked once for the whole serial block (what the store reads ahead), not per gap
+    issued = view.issuances(event.registry_id, sb.series, sb.start, sb.end) if gaps else []
+    for lo, hi in gaps:
         at = lo
-        for issuance in view.issuances(event.registry_id, sb.series, lo, hi):
+        for issuance in (i for i in issued if i.start <= hi and i.end >= lo):
             piece_lo, piece_hi = max(issuance.start, lo), min(issuance.end, hi)
             if piece_lo > at:
                 rec.effect.notes.append(f"no issuance known for units {at}-{piece_lo - 1}")

@@ -5,18 +5,32 @@ actions, the tracking record of each applied event, the consumed offsets and the
 of actions to emit — commits in one transaction, so replaying any part of the verified
 topic changes nothing already applied (the ``eventsourcing`` library's tracking-record
 pattern).
+
+Within a transaction the units work as the gateway's ledger does
+(:mod:`gateway.ledger.staged`): the Article 6 blocks and issuances of a batch's serial
+blocks are read in one query each (:meth:`NationalStore.read_ahead`), the rules work on
+that copy in memory, and the net changes are written at commit.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from gateway.stream.database import Database, chunks, connect, overlapping_sql, values_list
+from gateway.ledger.staged import Range, StagedBlocks
+from gateway.stream.database import (
+    Database,
+    chunks,
+    connect,
+    overlapping_sql,
+    ranges_sql,
+    values_list,
+)
 from gateway.stream.store import TransactionalStore
 
 from .actions import FIELDS, ItmoAction
@@ -35,6 +49,19 @@ ISSUANCE_COLUMNS = (
 ACTION_COLUMNS = ", ".join(FIELDS)
 _BLOCKS_OVERLAPPING = overlapping_sql("article6_blocks", BLOCK_COLUMNS)
 _ISSUANCES_OVERLAPPING = overlapping_sql("issuances", ISSUANCE_COLUMNS)
+T = TypeVar("T")
+
+
+@functools.lru_cache(maxsize=64)
+def _blocks_of_ranges(n: int) -> str:
+    return ranges_sql("article6_blocks", BLOCK_COLUMNS, n)
+
+
+@functools.lru_cache(maxsize=64)
+def _issuances_of_ranges(n: int) -> str:
+    return ranges_sql("issuances", ISSUANCE_COLUMNS, n)
+
+
 #: the order actions of one event are told in
 ACTION_ORDER = "occurred_at, event_id, unit_first, action_type"
 
@@ -69,6 +96,24 @@ def _block_row(b: Article6Block) -> tuple[Any, ...]:
         b.state.value,
         b.holder_party,
         b.account,
+    )
+
+
+def _issuance(r: Sequence[Any]) -> Issuance:
+    return Issuance(r[0], r[1], int(r[2]), int(r[3]), r[4], r[5], int(r[6]), r[7])
+
+
+def _issuance_row(i: Issuance) -> tuple[Any, ...]:
+    """An issuance as stored, in ISSUANCE_COLUMNS order."""
+    return (
+        i.registry_id,
+        i.series,
+        i.start,
+        i.end,
+        i.project_id,
+        i.host_party,
+        i.vintage,
+        i.unit_type,
     )
 
 
@@ -127,12 +172,28 @@ class NationalStore(TransactionalStore):
         # at commit (the rules read them through account_party, which looks here first)
         self._parties: dict[tuple[str, str], str | None] = {}
         self._parties_set: dict[tuple[str, str], str] = {}
+        self._blocks = StagedBlocks[Article6Block]()
+        self._issued = StagedBlocks[Issuance]()
 
     def _begin(self) -> None:
         self._action_rows, self._applied_rows, self._applied_now = [], [], set()
         self._parties, self._parties_set = {}, {}
+        self._blocks, self._issued = StagedBlocks(), StagedBlocks()
 
     def _before_commit(self) -> None:
+        self.db.many(  # deletions first: a piece may start where a deleted block started
+            "DELETE FROM article6_blocks WHERE registry_id = ? AND series = ? AND start_no = ?",
+            list(self._blocks.deleted),
+        )
+        self.db.many(
+            f"INSERT INTO article6_blocks ({BLOCK_COLUMNS}, host_party)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(*_block_row(b), b.auth.host_party) for b in self._blocks.added.values()],
+        )
+        self.db.many(
+            f"INSERT INTO issuances ({ISSUANCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [_issuance_row(i) for i in self._issued.added.values()],
+        )
         self.db.many(
             "INSERT INTO accounts (registry_id, account, party) VALUES (?, ?, ?)"
             " ON CONFLICT (registry_id, account) DO UPDATE SET party = excluded.party",
@@ -150,24 +211,48 @@ class NationalStore(TransactionalStore):
         )
 
     # -- the units view (rules.UnitsView) ---------------------------------------------------
+    def read_ahead(self, ranges: Iterable[Range]) -> None:
+        """Read in one query each the Article 6 blocks and issuances sharing units with
+        any of these (registry, series, first, last) ranges: a batch's serial blocks.
+        Only a saving: what was not read ahead is read when asked for."""
+        self._require_transaction("read_ahead")
+        unique = list(dict.fromkeys(ranges))
+        wanted = [r for r in unique if not self._blocks.covers(r)]
+        self._blocks.load(self._stored(_blocks_of_ranges, _block, wanted), wanted)
+        wanted = [r for r in unique if not self._issued.covers(r)]
+        self._issued.load(self._stored(_issuances_of_ranges, _issuance, wanted), wanted)
+
+    def _stored(
+        self, sql: Callable[[int], str], row: Callable[[Sequence[Any]], T], ranges: list[Range]
+    ) -> Iterator[T]:
+        for chunk in chunks(ranges):
+            rows = self.db.execute(sql(len(chunk)), [v for r in chunk for v in r]).fetchall()
+            yield from (row(r) for r in rows)
+
     def article6_blocks(
         self, registry_id: str, series: str, start: int, end: int
     ) -> list[Article6Block]:
-        rows = self.db.execute(
-            _BLOCKS_OVERLAPPING, (registry_id, series, end, registry_id, series, start, start)
-        ).fetchall()
-        return [_block(r) for r in rows if int(r[3]) >= start]
+        if not self._in_tx:
+            rows = self.db.execute(
+                _BLOCKS_OVERLAPPING, (registry_id, series, end, registry_id, series, start, start)
+            ).fetchall()
+            return [_block(r) for r in rows if int(r[3]) >= start]
+        wanted = (registry_id, series, start, end)
+        if not self._blocks.covers(wanted):
+            self._blocks.load(self._stored(_blocks_of_ranges, _block, [wanted]), [wanted])
+        return self._blocks.overlapping(registry_id, series, start, end)
 
     def issuances(self, registry_id: str, series: str, start: int, end: int) -> list[Issuance]:
-        rows = self.db.execute(
-            _ISSUANCES_OVERLAPPING,
-            (registry_id, series, end, registry_id, series, start, start),
-        ).fetchall()
-        return [
-            Issuance(r[0], r[1], int(r[2]), int(r[3]), r[4], r[5], int(r[6]), r[7])
-            for r in rows
-            if int(r[3]) >= start
-        ]
+        if not self._in_tx:
+            rows = self.db.execute(
+                _ISSUANCES_OVERLAPPING,
+                (registry_id, series, end, registry_id, series, start, start),
+            ).fetchall()
+            return [_issuance(r) for r in rows if int(r[3]) >= start]
+        wanted = (registry_id, series, start, end)
+        if not self._issued.covers(wanted):
+            self._issued.load(self._stored(_issuances_of_ranges, _issuance, [wanted]), [wanted])
+        return self._issued.overlapping(registry_id, series, start, end)
 
     def account_party(self, registry_id: str, account: str) -> str | None:
         if (registry_id, account) in self._parties:
@@ -206,35 +291,13 @@ class NationalStore(TransactionalStore):
     def apply(
         self, registry_id: str, event_id: str, source: str, effect: Effect
     ) -> list[ItmoAction]:
-        """Write an event's effect and its tracking record (block changes at once; the
-        record, the actions and account jurisdictions at commit, in bulk); return this
-        Party's actions."""
+        """Apply an event's effect to the transaction's copy of the units and queue its
+        tracking record; everything is written at commit, in bulk. Return this Party's
+        actions."""
         self._require_transaction("apply")
-        db = self.db
-        db.many(
-            "DELETE FROM article6_blocks WHERE registry_id = ? AND series = ? AND start_no = ?",
-            [(b.registry_id, b.series, b.start) for b in effect.remove],
-        )
-        db.many(
-            f"INSERT INTO article6_blocks ({BLOCK_COLUMNS}, host_party)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [(*_block_row(b), b.auth.host_party) for b in effect.add],
-        )
+        self._blocks.apply(effect.remove, effect.add)
         if effect.issuance is not None:
-            i = effect.issuance
-            db.execute(
-                f"INSERT INTO issuances ({ISSUANCE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    i.registry_id,
-                    i.series,
-                    i.start,
-                    i.end,
-                    i.project_id,
-                    i.host_party,
-                    i.vintage,
-                    i.unit_type,
-                ),
-            )
+            self._issued.apply((), (effect.issuance,))
         for account, party in effect.accounts.items():
             self._parties[registry_id, account] = self._parties_set[registry_id, account] = party
         mine = [a for a in effect.actions if a.party == self.party]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import bisect
 from operator import attrgetter
+from typing import Generic, Protocol, TypeVar
 
 from .blocks import Block
 from .rules import Change
@@ -12,11 +13,30 @@ from .rules import Change
 _start = attrgetter("start")
 
 
-class MemoryLedger:
-    def __init__(self) -> None:
-        self._series: dict[tuple[str, str], list[Block]] = {}
+class Ranged(Protocol):
+    """Units ``start``–``end`` (inclusive) of a registry's serial series."""
 
-    def overlapping(self, registry_id: str, series: str, start: int, end: int) -> list[Block]:
+    @property
+    def registry_id(self) -> str: ...
+    @property
+    def series(self) -> str: ...
+    @property
+    def start(self) -> int: ...
+    @property
+    def end(self) -> int: ...
+
+
+R = TypeVar("R", bound=Ranged)
+
+
+class RangeIndex(Generic[R]):
+    """Non-overlapping ranges by series, ordered by first unit: the gateway's blocks,
+    and the national adapter's Article 6 blocks and issuances."""
+
+    def __init__(self) -> None:
+        self._series: dict[tuple[str, str], list[R]] = {}
+
+    def overlapping(self, registry_id: str, series: str, start: int, end: int) -> list[R]:
         blocks = self._series.get((registry_id, series), [])
         i = max(bisect.bisect_right(blocks, start, key=_start) - 1, 0)
         found = []
@@ -28,11 +48,11 @@ class MemoryLedger:
                 found.append(b)
         return found
 
-    def insert(self, block: Block) -> None:
+    def insert(self, block: R) -> None:
         blocks = self._series.setdefault((block.registry_id, block.series), [])
         bisect.insort(blocks, block, key=_start)
 
-    def discard(self, block: Block) -> bool:
+    def discard(self, block: R) -> bool:
         """Remove ``block`` if it is here (blocks never overlap: its start finds it)."""
         blocks = self._series.get((block.registry_id, block.series), [])
         i = bisect.bisect_left(blocks, block.start, key=_start)
@@ -41,6 +61,8 @@ class MemoryLedger:
         del blocks[i]
         return True
 
+
+class MemoryLedger(RangeIndex[Block]):
     def apply(self, change: Change) -> None:
         for b in change.remove:
             if not self.discard(b):

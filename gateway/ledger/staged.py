@@ -16,34 +16,34 @@ blocks not yet read share no unit with anything in the copy.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Generic
 
-from .blocks import Block
-from .memory import MemoryLedger
-from .rules import Change
+from .memory import R, Ranged, RangeIndex
 
 BlockKey = tuple[str, str, int]  # registry, series, first unit: the primary key
 Range = tuple[str, str, int, int]  # registry, series, first and last unit
 
 
-def block_key(b: Block) -> BlockKey:
+def block_key(b: Ranged) -> BlockKey:
     return (b.registry_id, b.series, b.start)
 
 
-class StagedBlocks:
-    """Blocks read in this transaction, changed in memory; :attr:`deleted` and
-    :attr:`added` are the net writes."""
+class StagedBlocks(Generic[R]):
+    """Blocks (any non-overlapping ranges keyed by their first unit) read in this
+    transaction, changed in memory; :attr:`deleted` and :attr:`added` are the net
+    writes."""
 
     def __init__(self) -> None:
-        self.memory = MemoryLedger()
+        self.memory: RangeIndex[R] = RangeIndex()
         self._read: set[BlockKey] = set()  # stored blocks seen (never read twice)
         self._covered: set[Range] = set()
         self.deleted: dict[BlockKey, None] = {}  # stored blocks to delete, in order
-        self.added: dict[BlockKey, Block] = {}  # blocks to insert
+        self.added: dict[BlockKey, R] = {}  # blocks to insert
 
     def covers(self, wanted: Range) -> bool:
         return wanted in self._covered
 
-    def load(self, stored: Iterable[Block], ranges: Iterable[Range]) -> None:
+    def load(self, stored: Iterable[R], ranges: Iterable[Range]) -> None:
         """Stored blocks read for ``ranges`` (each block of each range, and maybe more)."""
         for b in stored:
             key = block_key(b)
@@ -52,11 +52,12 @@ class StagedBlocks:
                 self.memory.insert(b)
         self._covered.update(ranges)
 
-    def overlapping(self, registry_id: str, series: str, start: int, end: int) -> list[Block]:
+    def overlapping(self, registry_id: str, series: str, start: int, end: int) -> list[R]:
         return self.memory.overlapping(registry_id, series, start, end)
 
-    def apply(self, change: Change) -> None:
-        for b in change.remove:
+    def apply(self, remove: Iterable[R], add: Iterable[R]) -> None:
+        """``remove`` replaced by ``add`` (each removed block was read or added here)."""
+        for b in remove:
             key = block_key(b)
             self.memory.discard(b)
             if self.added.get(key) == b:
@@ -64,7 +65,7 @@ class StagedBlocks:
             else:
                 self._read.add(key)  # stored: a later read must not bring it back
                 self.deleted[key] = None
-        for b in change.add:
+        for b in add:
             self.memory.insert(b)
             self.added[block_key(b)] = b
 

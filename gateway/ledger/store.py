@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..stream.database import Database, chunks, connect, values_list
+from ..stream.database import Database, chunks, connect, ranges_sql, values_list
 from ..stream.outbox import Headers, pack_headers
 from ..stream.outbox import unpack_headers as unpack_headers
 from ..stream.store import TransactionalStore
@@ -88,29 +88,20 @@ def _block_row(b: Block) -> tuple[Any, ...]:
 def _blocks_of_ranges(n: int, postgres: bool) -> str:
     """Blocks sharing a unit with any of ``n`` ranges, one index walk per range.
 
-    SQLite: from the last block starting at or before the range to the last starting
-    inside it, on the primary key. PostgreSQL: the exclusion constraint's GiST index
-    answers range overlap itself; the lateral join (kept apart by ``OFFSET 0``) stops
-    the planner from hashing the ranges against every block of a registry when its
-    statistics still describe an empty table."""
+    SQLite: on the primary key (:func:`ranges_sql`). PostgreSQL: the exclusion
+    constraint's GiST index answers range overlap itself; the lateral join (kept apart
+    by ``OFFSET 0``) stops the planner from hashing the ranges against every block of a
+    registry when its statistics still describe an empty table."""
+    if not postgres:
+        return ranges_sql("blocks", BLOCK_COLUMNS, n)
     columns = ", ".join(f"b.{c.strip()}" for c in BLOCK_COLUMNS.split(","))
-    wanted = (
+    return (
         "WITH wanted (registry_id, series, lo, hi) AS"
         f" (VALUES {values_list(n, 'TEXT', 'TEXT', 'BIGINT', 'BIGINT')})"
-    )
-    if postgres:
-        return (
-            f"{wanted} SELECT {columns} FROM wanted w CROSS JOIN LATERAL (SELECT * FROM blocks x"
-            " WHERE x.registry_id = w.registry_id AND x.series = w.series"
-            " AND int8range(x.start_no, x.end_no, '[]') && int8range(w.lo, w.hi, '[]')"
-            " OFFSET 0) b"
-        )
-    return (
-        f"{wanted} SELECT {columns} FROM wanted w JOIN blocks b"
-        " ON b.registry_id = w.registry_id AND b.series = w.series AND b.start_no <= w.hi"
-        " AND b.end_no >= w.lo AND b.start_no >= coalesce((SELECT max(x.start_no)"
-        " FROM blocks x WHERE x.registry_id = w.registry_id AND x.series = w.series"
-        " AND x.start_no <= w.lo), w.lo)"
+        f" SELECT {columns} FROM wanted w CROSS JOIN LATERAL (SELECT * FROM blocks x"
+        " WHERE x.registry_id = w.registry_id AND x.series = w.series"
+        " AND int8range(x.start_no, x.end_no, '[]') && int8range(w.lo, w.hi, '[]')"
+        " OFFSET 0) b"
     )
 
 
@@ -168,7 +159,7 @@ class LedgerStore(TransactionalStore):
         self._positions: list[int] = []
         self._next_sqlite_position: int | None = None
         self._expected_accepts = 1
-        self._blocks = StagedBlocks()
+        self._blocks: StagedBlocks[Block] = StagedBlocks()
         self._identities = StagedIdentities()
         self._issuances = StagedIssuances()
         super().__init__(db)
@@ -183,7 +174,7 @@ class LedgerStore(TransactionalStore):
         self._rejected_rows = []
         self._highs, self._dirty_highs = {}, set()
         self._positions, self._next_sqlite_position, self._expected_accepts = [], None, 1
-        self._blocks = StagedBlocks()
+        self._blocks = StagedBlocks[Block]()
         self._identities = StagedIdentities()
         self._issuances = StagedIssuances()
 
@@ -262,7 +253,7 @@ class LedgerStore(TransactionalStore):
 
     def apply(self, change: Change) -> None:
         self._require_transaction("apply")
-        self._blocks.apply(change)
+        self._blocks.apply(change.remove, change.add)
 
     def blocks(self, registry_id: str | None = None) -> list[Block]:
         where, params = ("WHERE registry_id = ?", (registry_id,)) if registry_id else ("", ())

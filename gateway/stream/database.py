@@ -106,6 +106,23 @@ def overlapping_sql(table: str, columns: str) -> str:
     )
 
 
+def ranges_sql(table: str, columns: str, n: int) -> str:
+    """Rows of ``table`` (as :func:`overlapping_sql`) sharing a unit with any of ``n``
+    ranges — parameters: registry, series, first and last unit of each — in one query:
+    per range, from the last row starting at or before it to the last starting inside
+    it, on the primary key. A row may come once per range it shares units with."""
+    picked = ", ".join(f"b.{c.strip()}" for c in columns.split(","))
+    return (
+        "WITH wanted (registry_id, series, lo, hi) AS"
+        f" (VALUES {values_list(n, 'TEXT', 'TEXT', 'BIGINT', 'BIGINT')})"
+        f" SELECT {picked} FROM wanted w JOIN {table} b"
+        " ON b.registry_id = w.registry_id AND b.series = w.series AND b.start_no <= w.hi"
+        " AND b.end_no >= w.lo AND b.start_no >= coalesce((SELECT max(x.start_no)"
+        f" FROM {table} x WHERE x.registry_id = w.registry_id AND x.series = w.series"
+        " AND x.start_no <= w.lo), w.lo)"
+    )
+
+
 def connect(url: str, *, sqlite_ddl: str, postgres_ddl: str) -> Database:
     """``sqlite:///path/file.sqlite`` (or a bare path), or ``postgresql://…``; creates
     the tables if they do not exist."""

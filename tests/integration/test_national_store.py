@@ -9,6 +9,7 @@ from adapters.national_registry.identifier import parse
 from adapters.national_registry.memory import MemoryUnits
 from adapters.national_registry.rules import Numbering, itmo_effect
 from adapters.national_registry.store import NationalStore, Query
+from gateway.contract.models import RegistryEvent
 from tests.integration.national import STORY, Opener, apply_all, events
 from tests.unit.test_itmo_rules import NDC_ONLY, issue, transfer
 
@@ -157,3 +158,40 @@ def test_each_party_keeps_its_own_side(open_party: Opener) -> None:
         ("ACQUISITION", "GHA")
     ]
     assert [(h.unit_first, h.unit_last) for h in switzerland.holdings()] == [(1000, 1399)]
+
+
+def test_units_read_ahead_and_changed_in_memory_match_the_rules_view(
+    open_party: Opener,
+) -> None:
+    """A batch's Article 6 blocks and issuances are read ahead, changed in memory and
+    written at commit: the ledger must be the one the rules' in-memory view gives, and
+    the one applying each event in a transaction of its own gives — over a stream that
+    labels, splits, moves and uses the same units several times within one batch."""
+    from adapters.national_registry.bench import accepted_stream
+    from gateway.contract.codec import default_codec
+
+    codec = default_codec()
+    stream = [RegistryEvent.from_avro(codec.decode(m.value)) for m in accepted_stream(1500)]
+    batched, one_by_one = open_party("GHA", "batched"), open_party("GHA", "one-by-one")
+    for i in range(0, len(stream), 400):
+        batch = stream[i : i + 400]
+        with batched.transaction():
+            batched.read_ahead(
+                (e.registry_id, e.serial_block.series, e.serial_block.start, e.serial_block.end)
+                for e in batch[: len(batch) // 2]  # the rest is read when asked for
+            )
+            for e in batch:
+                batched.apply(e.registry_id, e.event_id, "t", itmo_effect(e, batched, Numbering()))
+    for e in stream:
+        with one_by_one.transaction():
+            effect = itmo_effect(e, one_by_one, Numbering())
+            one_by_one.apply(e.registry_id, e.event_id, "t", effect)
+    memory = MemoryUnits()  # the rules' own in-memory view: no store at all
+    for e in stream:
+        memory.apply(e.registry_id, itmo_effect(e, memory, Numbering()))
+    ours = sorted((a for a in memory.actions if a.party == "GHA"), key=lambda a: a.action_id)
+    assert len(ours) > 500
+    assert sorted(batched.actions(), key=lambda a: a.action_id) == ours
+    assert batched.counts() == one_by_one.counts()
+    assert batched.records() == one_by_one.records()
+    assert batched.digest() == one_by_one.digest()
