@@ -72,6 +72,7 @@ class NationalAdapter(ConsumerProcess[RegistryEvent | None]):
     def handle(self, items: list[tuple[Incoming, RegistryEvent | None]]) -> dict[str, int]:
         store, counts = self.national, {"applied": 0, "repeat": 0, "undecodable": 0, "actions": 0}
         key = self.party.encode()
+        told = log.bind(party=self.party)  # bound once per batch, not once per action
         seen = store.applied_among((e.registry_id, e.event_id) for _, e in items if e is not None)
         store.read_ahead(
             (e.registry_id, e.serial_block.series, e.serial_block.start, e.serial_block.end)
@@ -97,9 +98,8 @@ class NationalAdapter(ConsumerProcess[RegistryEvent | None]):
                     encode_action(action),
                     action_headers(action),
                 )
-                log.info(
+                told.info(
                     "national.action",
-                    party=self.party,
                     action=action.action_type.value,
                     itmo_first=str(action.first_id),
                     quantity=action.quantity,
@@ -107,7 +107,7 @@ class NationalAdapter(ConsumerProcess[RegistryEvent | None]):
                     registry=event.registry_id,
                 )
             for note in effect.notes:
-                log.info("national.note", party=self.party, event_id=event.event_id, note=note)
+                told.info("national.note", event_id=event.event_id, note=note)
             counts["applied"] += 1
             counts["actions"] += len(mine)
         return counts
