@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from gateway.ledger.staged import Range, StagedBlocks
+from gateway.ledger.staged import NO_RANGE, Range, StagedBlocks
 from gateway.stream.database import (
     Database,
     chunks,
@@ -225,7 +225,7 @@ class NationalStore(TransactionalStore):
     def _stored(
         self, sql: Callable[[int], str], row: Callable[[Sequence[Any]], T], ranges: list[Range]
     ) -> Iterator[T]:
-        for chunk in chunks(ranges):
+        for chunk in chunks(ranges, NO_RANGE):
             rows = self.db.execute(sql(len(chunk)), [v for r in chunk for v in r]).fetchall()
             yield from (row(r) for r in rows)
 
@@ -277,7 +277,7 @@ class NationalStore(TransactionalStore):
         unique = dict.fromkeys(events)
         found = self._applied_now.intersection(unique)
         asked = [e for e in unique if e not in found]
-        for chunk in chunks(asked):
+        for chunk in chunks(asked, ("", "")):
             wanted = values_list(len(chunk), "TEXT", "TEXT")
             rows = self.db.execute(
                 f"WITH asked (registry_id, event_id) AS (VALUES {wanted})"

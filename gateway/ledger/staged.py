@@ -22,6 +22,7 @@ from .memory import R, Ranged, RangeIndex
 
 BlockKey = tuple[str, str, int]  # registry, series, first unit: the primary key
 Range = tuple[str, str, int, int]  # registry, series, first and last unit
+NO_RANGE: Range = ("", "", 0, 0)  # no registry's (ids are never empty): pads queries
 
 
 def block_key(b: Ranged) -> BlockKey:

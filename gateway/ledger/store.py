@@ -22,6 +22,7 @@ from .blocks import Block, Status
 from .rules import Change
 from .schema import POSTGRES, SQLITE
 from .staged import (
+    NO_RANGE,
     Issuance,
     Range,
     StagedBlocks,
@@ -236,7 +237,7 @@ class LedgerStore(TransactionalStore):
     # -- blocks (LedgerView) ---------------------------------------------------------------
     def _stored_blocks(self, ranges: list[Range]) -> Iterator[Block]:
         """Stored blocks sharing a unit with any of the ranges (a block may come twice)."""
-        for chunk in chunks(ranges):
+        for chunk in chunks(ranges, NO_RANGE):
             rows = self._exec(
                 _blocks_of_ranges(len(chunk), self.db.postgres), [v for r in chunk for v in r]
             )
@@ -267,7 +268,7 @@ class LedgerStore(TransactionalStore):
     def _stored_identities(
         self, asked: list[tuple[str, str, int]]
     ) -> Iterator[tuple[str, str, bytes, int, int]]:
-        for chunk in chunks(asked):
+        for chunk in chunks(asked, ("", "", -1)):
             rows = self._exec(_identities_of(len(chunk)), [v for a in chunk for v in a])
             for r in rows.fetchall():
                 yield str(r[0]), str(r[1]), bytes(r[2]), int(r[3]), int(r[4])
@@ -332,7 +333,7 @@ class LedgerStore(TransactionalStore):
 
     # -- cross-registry project identity -------------------------------------------------
     def _stored_issuances(self, identities: list[str]) -> Iterator[tuple[str, Issuance]]:
-        for chunk in chunks(identities):
+        for chunk in chunks(identities, ""):
             rows = self._exec(_issuances_of(len(chunk)), chunk)
             for r in rows.fetchall():
                 yield str(r[0]), (str(r[1]), str(r[2]), str(r[3]), str(r[4]), str(r[5]))
