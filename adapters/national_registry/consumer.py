@@ -2,10 +2,11 @@
 topic, each new action emitted on ``crg.article6.itmo-actions``.
 
 A :class:`~gateway.stream.process.ConsumerProcess`: preparing decodes the verified
-events (while the batch before is handled); handling applies each to the Party's store
-with its tracking record, in the batch's one transaction, and queues the Party's new
-actions in the outbox. An event applied before (a replay, or the gateway's identical repeat after a
-crash) changes nothing and emits nothing.
+events (while the batch before is handled); handling reads the batch's units ahead,
+applies each event to the Party's store with its tracking record, in the batch's one
+transaction, and queues the Party's new actions in the outbox. An event applied before
+(a replay, or the gateway's identical repeat after a crash) changes nothing and emits
+nothing.
 """
 
 from __future__ import annotations
