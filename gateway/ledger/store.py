@@ -14,7 +14,15 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..stream.database import Database, chunks, connect, ranges_sql, values_list
+from ..stream.database import (
+    Database,
+    chunks,
+    connect,
+    of,
+    ranges_sql,
+    values_list,
+    wanted_ranges,
+)
 from ..stream.outbox import Headers, pack_headers
 from ..stream.outbox import unpack_headers as unpack_headers
 from ..stream.store import TransactionalStore
@@ -95,11 +103,9 @@ def _blocks_of_ranges(n: int, postgres: bool) -> str:
     registry when its statistics still describe an empty table."""
     if not postgres:
         return ranges_sql("blocks", BLOCK_COLUMNS, n)
-    columns = ", ".join(f"b.{c.strip()}" for c in BLOCK_COLUMNS.split(","))
     return (
-        "WITH wanted (registry_id, series, lo, hi) AS"
-        f" (VALUES {values_list(n, 'TEXT', 'TEXT', 'BIGINT', 'BIGINT')})"
-        f" SELECT {columns} FROM wanted w CROSS JOIN LATERAL (SELECT * FROM blocks x"
+        f"{wanted_ranges(n)} SELECT {of('b', BLOCK_COLUMNS)} FROM wanted w"
+        " CROSS JOIN LATERAL (SELECT * FROM blocks x"
         " WHERE x.registry_id = w.registry_id AND x.series = w.series"
         " AND int8range(x.start_no, x.end_no, '[]') && int8range(w.lo, w.hi, '[]')"
         " OFFSET 0) b"

@@ -113,16 +113,27 @@ def overlapping_sql(table: str, columns: str) -> str:
     )
 
 
-def ranges_sql(table: str, columns: str, n: int) -> str:
-    """Rows of ``table`` (as :func:`overlapping_sql`) sharing a unit with any of ``n``
-    ranges — parameters: registry, series, first and last unit of each — in one query:
-    per range, from the last row starting at or before it to the last starting inside
-    it, on the primary key. A row may come once per range it shares units with."""
-    picked = ", ".join(f"b.{c.strip()}" for c in columns.split(","))
+def wanted_ranges(n: int) -> str:
+    """``WITH wanted (registry_id, series, lo, hi)``: ``n`` ranges given as parameters
+    (registry, series, first and last unit of each)."""
     return (
         "WITH wanted (registry_id, series, lo, hi) AS"
         f" (VALUES {values_list(n, 'TEXT', 'TEXT', 'BIGINT', 'BIGINT')})"
-        f" SELECT {picked} FROM wanted w JOIN {table} b"
+    )
+
+
+def of(alias: str, columns: str) -> str:
+    """``columns`` (comma-separated) qualified by a table alias."""
+    return ", ".join(f"{alias}.{c.strip()}" for c in columns.split(","))
+
+
+def ranges_sql(table: str, columns: str, n: int) -> str:
+    """Rows of ``table`` (as :func:`overlapping_sql`) sharing a unit with any of ``n``
+    :func:`wanted_ranges` in one query: per range, from the last row starting at or
+    before it to the last starting inside it, on the primary key. A row may come once
+    per range it shares units with."""
+    return (
+        f"{wanted_ranges(n)} SELECT {of('b', columns)} FROM wanted w JOIN {table} b"
         " ON b.registry_id = w.registry_id AND b.series = w.series AND b.start_no <= w.hi"
         " AND b.end_no >= w.lo AND b.start_no >= coalesce((SELECT max(x.start_no)"
         f" FROM {table} x WHERE x.registry_id = w.registry_id AND x.series = w.series"
