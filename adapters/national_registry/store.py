@@ -27,7 +27,6 @@ from gateway.stream.database import (
     Database,
     chunks,
     connect,
-    overlapping_sql,
     ranges_sql,
     values_list,
 )
@@ -47,8 +46,6 @@ ISSUANCE_COLUMNS = (
     "registry_id, series, start_no, end_no, project_id, host_party, vintage, unit_type"
 )
 ACTION_COLUMNS = ", ".join(FIELDS)
-_BLOCKS_OVERLAPPING = overlapping_sql("article6_blocks", BLOCK_COLUMNS)
-_ISSUANCES_OVERLAPPING = overlapping_sql("issuances", ISSUANCE_COLUMNS)
 T = TypeVar("T")
 
 
@@ -217,10 +214,8 @@ class NationalStore(TransactionalStore):
         Only a saving: what was not read ahead is read when asked for."""
         self._require_transaction("read_ahead")
         unique = list(dict.fromkeys(ranges))
-        wanted = [r for r in unique if not self._blocks.covers(r)]
-        self._blocks.load(self._stored(_blocks_of_ranges, _block, wanted), wanted)
-        wanted = [r for r in unique if not self._issued.covers(r)]
-        self._issued.load(self._stored(_issuances_of_ranges, _issuance, wanted), wanted)
+        self._blocks.read(unique, self._stored_blocks)
+        self._issued.read(unique, self._stored_issuances)
 
     def _stored(
         self, sql: Callable[[int], str], row: Callable[[Sequence[Any]], T], ranges: list[Range]
@@ -229,30 +224,21 @@ class NationalStore(TransactionalStore):
             rows = self.db.execute(sql(len(chunk)), [v for r in chunk for v in r]).fetchall()
             yield from (row(r) for r in rows)
 
+    def _stored_blocks(self, ranges: list[Range]) -> Iterator[Article6Block]:
+        return self._stored(_blocks_of_ranges, _block, ranges)
+
+    def _stored_issuances(self, ranges: list[Range]) -> Iterator[Issuance]:
+        return self._stored(_issuances_of_ranges, _issuance, ranges)
+
     def article6_blocks(
         self, registry_id: str, series: str, start: int, end: int
     ) -> list[Article6Block]:
-        if not self._in_tx:
-            rows = self.db.execute(
-                _BLOCKS_OVERLAPPING, (registry_id, series, end, registry_id, series, start, start)
-            ).fetchall()
-            return [_block(r) for r in rows if int(r[3]) >= start]
-        wanted = (registry_id, series, start, end)
-        if not self._blocks.covers(wanted):
-            self._blocks.load(self._stored(_blocks_of_ranges, _block, [wanted]), [wanted])
-        return self._blocks.overlapping(registry_id, series, start, end)
+        staged = self._blocks if self._in_tx else StagedBlocks[Article6Block]()
+        return staged.overlapping((registry_id, series, start, end), self._stored_blocks)
 
     def issuances(self, registry_id: str, series: str, start: int, end: int) -> list[Issuance]:
-        if not self._in_tx:
-            rows = self.db.execute(
-                _ISSUANCES_OVERLAPPING,
-                (registry_id, series, end, registry_id, series, start, start),
-            ).fetchall()
-            return [_issuance(r) for r in rows if int(r[3]) >= start]
-        wanted = (registry_id, series, start, end)
-        if not self._issued.covers(wanted):
-            self._issued.load(self._stored(_issuances_of_ranges, _issuance, [wanted]), [wanted])
-        return self._issued.overlapping(registry_id, series, start, end)
+        staged = self._issued if self._in_tx else StagedBlocks[Issuance]()
+        return staged.overlapping((registry_id, series, start, end), self._stored_issuances)
 
     def account_party(self, registry_id: str, account: str) -> str | None:
         if (registry_id, account) in self._parties:

@@ -15,7 +15,7 @@ blocks not yet read share no unit with anything in the copy.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Generic
 
 from .memory import R, Ranged, RangeIndex
@@ -41,20 +41,22 @@ class StagedBlocks(Generic[R]):
         self.deleted: dict[BlockKey, None] = {}  # stored blocks to delete, in order
         self.added: dict[BlockKey, R] = {}  # blocks to insert
 
-    def covers(self, wanted: Range) -> bool:
-        return wanted in self._covered
-
-    def load(self, stored: Iterable[R], ranges: Iterable[Range]) -> None:
-        """Stored blocks read for ``ranges`` (each block of each range, and maybe more)."""
-        for b in stored:
+    def read(self, ranges: Iterable[Range], stored: Callable[[list[Range]], Iterable[R]]) -> None:
+        """Read with ``stored`` (the store's set-wise query: each block of each range
+        given, and maybe more) the blocks of those ``ranges`` not read before."""
+        wanted = [r for r in dict.fromkeys(ranges) if r not in self._covered]
+        for b in stored(wanted):
             key = block_key(b)
             if key not in self._read:  # a block read before may have changed since
                 self._read.add(key)
                 self.memory.insert(b)
-        self._covered.update(ranges)
+        self._covered.update(wanted)
 
-    def overlapping(self, registry_id: str, series: str, start: int, end: int) -> list[R]:
-        return self.memory.overlapping(registry_id, series, start, end)
+    def overlapping(self, wanted: Range, stored: Callable[[list[Range]], Iterable[R]]) -> list[R]:
+        """The blocks sharing a unit with ``wanted``, ordered by first unit; read with
+        ``stored`` unless read before."""
+        self.read([wanted], stored)
+        return self.memory.overlapping(*wanted)
 
     def apply(self, remove: Iterable[R], add: Iterable[R]) -> None:
         """``remove`` replaced by ``add`` (each removed block was read or added here)."""

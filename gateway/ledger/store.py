@@ -36,7 +36,6 @@ from .staged import (
     StagedBlocks,
     StagedIdentities,
     StagedIssuances,
-    block_key,
 )
 
 BLOCK_COLUMNS = (
@@ -231,8 +230,7 @@ class LedgerStore(TransactionalStore):
         (registry, series, first, last) range, the accepted (registry, event id,
         sequence) clashes and the issuances of each project identity."""
         self._require_transaction("read_ahead")
-        wanted = [r for r in dict.fromkeys(ranges) if not self._blocks.covers(r)]
-        self._blocks.load(self._stored_blocks(wanted), wanted)
+        self._blocks.read(ranges, self._stored_blocks)
         asked = [i for i in dict.fromkeys(identities) if not self._identities.knows(*i)]
         self._identities.load(asked, self._stored_identities(asked))
         known = self._issuances.by_identity
@@ -250,13 +248,8 @@ class LedgerStore(TransactionalStore):
             yield from (_block(row) for row in rows.fetchall())
 
     def overlapping(self, registry_id: str, series: str, start: int, end: int) -> list[Block]:
-        wanted = (registry_id, series, start, end)
-        if not self._in_tx:
-            found = {block_key(b): b for b in self._stored_blocks([wanted])}
-            return [found[k] for k in sorted(found)]
-        if not self._blocks.covers(wanted):
-            self._blocks.load(self._stored_blocks([wanted]), [wanted])
-        return self._blocks.overlapping(registry_id, series, start, end)
+        staged = self._blocks if self._in_tx else StagedBlocks[Block]()
+        return staged.overlapping((registry_id, series, start, end), self._stored_blocks)
 
     def apply(self, change: Change) -> None:
         self._require_transaction("apply")

@@ -99,20 +99,6 @@ def values_list(n: int, *types: str) -> str:
     return ", ".join([row] * n)
 
 
-def overlapping_sql(table: str, columns: str) -> str:
-    """Rows of ``table`` sharing a unit with a range, for tables of non-overlapping
-    inclusive ranges keyed by (registry_id, series, start_no). Parameters: registry,
-    series, range end, registry, series, range start, range start. From the last row
-    starting at or before the range to the last starting inside it: one walk of the
-    primary key. The first row may end before the range: callers drop it."""
-    return (
-        f"SELECT {columns} FROM {table} WHERE registry_id = ? AND series = ?"
-        " AND start_no <= ? AND start_no >= coalesce((SELECT max(start_no) FROM"
-        f" {table} WHERE registry_id = ? AND series = ? AND start_no <= ?), ?)"
-        " ORDER BY start_no"
-    )
-
-
 def wanted_ranges(n: int) -> str:
     """``WITH wanted (registry_id, series, lo, hi)``: ``n`` ranges given as parameters
     (registry, series, first and last unit of each)."""
@@ -128,10 +114,10 @@ def of(alias: str, columns: str) -> str:
 
 
 def ranges_sql(table: str, columns: str, n: int) -> str:
-    """Rows of ``table`` (as :func:`overlapping_sql`) sharing a unit with any of ``n``
-    :func:`wanted_ranges` in one query: per range, from the last row starting at or
-    before it to the last starting inside it, on the primary key. A row may come once
-    per range it shares units with."""
+    """Rows of ``table`` — non-overlapping inclusive ranges keyed by (registry_id,
+    series, start_no) — sharing a unit with any of ``n`` :func:`wanted_ranges`, in one
+    query: per range, from the last row starting at or before it to the last starting
+    inside it, on the primary key. A row may come once per range it shares units with."""
     return (
         f"{wanted_ranges(n)} SELECT {of('b', columns)} FROM wanted w JOIN {table} b"
         " ON b.registry_id = w.registry_id AND b.series = w.series AND b.start_no <= w.hi"
