@@ -15,9 +15,8 @@ import struct
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
+from ..broker.produce import Headers as Headers  # re-exported: the outbox's message headers
 from .database import Database
-
-Headers = Sequence[tuple[str, bytes]]
 
 
 def ddl(binary: str) -> str:
