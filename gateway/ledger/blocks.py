@@ -3,6 +3,7 @@ one status and one set of labels. A block splits when part of it moves or change
 
 from __future__ import annotations
 
+import functools
 import json
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -16,8 +17,10 @@ class Status(StrEnum):
     CANCELLED = "cancelled"
 
 
+@functools.lru_cache(maxsize=4096)
 def label_json(label: Label) -> str:
-    """Canonical JSON of a label, as stored on blocks."""
+    """Canonical JSON of a label, as stored on blocks. Cached: labels repeat (a host
+    Party writes few letters of authorization), and a label is frozen, so hashable."""
     return json.dumps(label.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
 
 
