@@ -53,6 +53,12 @@ class Settings(BaseSettings):
     gateway_max_batch: int = Field(
         2000, ge=1, le=100_000, description="Messages judged per ledger transaction."
     )
+    gateway_sequence_quiet_after: float = Field(
+        300.0,
+        gt=0,
+        description="Seconds after which a raw partition that has not carried a registry's "
+        "events stops holding back its sequence-gap check (gateway/ledger/sequences.py).",
+    )
     gateway_processes: int = Field(
         1,
         ge=1,

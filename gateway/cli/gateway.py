@@ -73,6 +73,7 @@ async def run_gateway(
             topics=topics,
             idempotence=settings.kafka_idempotence,
             max_batch=settings.gateway_max_batch,
+            quiet_after=settings.gateway_sequence_quiet_after,
         )
         async with _ingest(settings, keys, codec, topics, http, http_port, (REGISTRY,)):
             await gateway.run(stop)

@@ -35,9 +35,25 @@ CREATE TABLE IF NOT EXISTS project_issuances (
     PRIMARY KEY (registry_id, event_id)
 );
 CREATE INDEX IF NOT EXISTS project_issuances_identity ON project_issuances (identity);
+-- per registry: every number up to high has arrived or was reported missing
+-- (gateway/pipeline/sequences.py)
 CREATE TABLE IF NOT EXISTS sequence_state (
     registry_id TEXT PRIMARY KEY,
     high        BIGINT NOT NULL
+);
+-- per registry and raw partition: the highest number read there, and when it was raised
+CREATE TABLE IF NOT EXISTS sequence_marks (
+    registry_id  TEXT NOT NULL,
+    partition_no INTEGER NOT NULL,
+    high         BIGINT NOT NULL,
+    raised_at    DOUBLE PRECISION NOT NULL,  -- Unix seconds, the gateway's clock
+    PRIMARY KEY (registry_id, partition_no)
+);
+-- numbers of authentic events the ledger refused, above the checked mark: they arrived
+CREATE TABLE IF NOT EXISTS refused_sequences (
+    registry_id TEXT NOT NULL,
+    sequence    BIGINT NOT NULL,
+    PRIMARY KEY (registry_id, sequence)
 );
 """
 

@@ -29,6 +29,7 @@ from ..stream.store import TransactionalStore
 from .blocks import Block, Status
 from .rules import Change
 from .schema import POSTGRES, SQLITE
+from .sequences import Mark
 from .staged import (
     NO_RANGE,
     Issuance,
@@ -160,8 +161,11 @@ class LedgerStore(TransactionalStore):
 
     def __init__(self, db: Database) -> None:
         self._rejected_rows: list[tuple[Any, ...]] = []
-        self._highs: dict[str, int] = {}
-        self._dirty_highs: set[str] = set()
+        self._checked: dict[str, int | None] = {}
+        self._dirty_checked: set[str] = set()
+        self._marks: dict[str, list[Mark]] = {}
+        self._dirty_marks: set[str] = set()
+        self._refused: set[tuple[str, int]] = set()
         self._positions: list[int] = []
         self._next_sqlite_position: int | None = None
         self._expected_accepts = 1
@@ -178,7 +182,8 @@ class LedgerStore(TransactionalStore):
 
     def _begin(self) -> None:
         self._rejected_rows = []
-        self._highs, self._dirty_highs = {}, set()
+        self._checked, self._dirty_checked = {}, set()
+        self._marks, self._dirty_marks, self._refused = {}, set(), set()
         self._positions, self._next_sqlite_position, self._expected_accepts = [], None, 1
         self._blocks = StagedBlocks[Block]()
         self._identities = StagedIdentities()
@@ -211,13 +216,37 @@ class LedgerStore(TransactionalStore):
             " headers, source, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             self._rejected_rows,
         )
+        self._write_sequences()
+
+    def _write_sequences(self) -> None:
+        checked = [
+            (r, c) for r in sorted(self._dirty_checked) if (c := self._checked[r]) is not None
+        ]
         self._many(
             "INSERT INTO sequence_state (registry_id, high) VALUES (?, ?)"
             " ON CONFLICT (registry_id) DO UPDATE SET high = CASE"
-            # another instance on PostgreSQL may have raised it since it was read
             " WHEN excluded.high > sequence_state.high THEN excluded.high"
             " ELSE sequence_state.high END",
-            [(r, self._highs[r]) for r in sorted(self._dirty_highs)],
+            checked,
+        )
+        self._many(  # numbers at or below the checked mark are settled
+            "DELETE FROM refused_sequences WHERE registry_id = ? AND sequence <= ?", checked
+        )
+        self._many(
+            "INSERT INTO refused_sequences (registry_id, sequence) VALUES (?, ?)"
+            " ON CONFLICT (registry_id, sequence) DO NOTHING",
+            [(r, n) for r, n in sorted(self._refused) if n > (self._checked.get(r) or 0)],
+        )
+        self._many(
+            "INSERT INTO sequence_marks (registry_id, partition_no, high, raised_at)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (registry_id, partition_no) DO UPDATE"
+            " SET high = excluded.high, raised_at = excluded.raised_at"
+            " WHERE excluded.high > sequence_marks.high",
+            [
+                (r, m.partition, m.high, m.raised_at)
+                for r in sorted(self._dirty_marks)
+                for m in self._marks[r]
+            ],
         )
 
     def read_ahead(
@@ -310,22 +339,74 @@ class LedgerStore(TransactionalStore):
         self._next_sqlite_position += n
         return list(range(first + n - 1, first - 1, -1))
 
-    def sequence_high(self, registry_id: str) -> int:
-        if registry_id in self._highs:
-            return self._highs[registry_id]
+    # -- sequence numbers (gateway/ledger/sequences.py) ------------------------------------
+    def sequence_checked(self, registry_id: str) -> int | None:
+        """Through which number a registry's events have arrived or were reported
+        missing; None before its first event. In a PostgreSQL transaction the registry's
+        row stays locked until commit, so instances sharing the ledger check a registry
+        one after the other, each seeing what the other committed."""
+        if registry_id in self._checked:
+            return self._checked[registry_id]
+        lock = " FOR UPDATE" if self._in_tx and self.db.postgres else ""
         row = self._exec(
-            "SELECT high FROM sequence_state WHERE registry_id = ?", (registry_id,)
+            f"SELECT high FROM sequence_state WHERE registry_id = ?{lock}", (registry_id,)
         ).fetchone()
-        high = 0 if row is None else int(row[0])
+        checked = None if row is None else int(row[0])
         if self._in_tx:
-            self._highs[registry_id] = high
-        return high
+            self._checked[registry_id] = checked
+        return checked
 
-    def set_sequence_high(self, registry_id: str, high: int) -> None:
-        """Kept in memory and written once when the transaction commits."""
-        self._require_transaction("set_sequence_high")
-        self._highs[registry_id] = high
-        self._dirty_highs.add(registry_id)
+    def set_sequence_checked(self, registry_id: str, through: int) -> None:
+        """Kept in memory and written when the transaction commits; a stored mark is never
+        lowered."""
+        self._require_transaction("set_sequence_checked")
+        self._checked[registry_id] = through
+        self._dirty_checked.add(registry_id)
+
+    def sequence_marks(self, registry_id: str) -> list[Mark]:
+        """Per raw partition, the registry's highest number read there."""
+        if registry_id in self._marks:
+            return list(self._marks[registry_id])
+        rows = self._exec(
+            "SELECT partition_no, high, raised_at FROM sequence_marks WHERE registry_id = ?"
+            " ORDER BY partition_no",
+            (registry_id,),
+        ).fetchall()
+        marks = [Mark(int(r[0]), int(r[1]), float(r[2])) for r in rows]
+        if self._in_tx:
+            self._marks[registry_id] = marks
+        return list(marks)
+
+    def set_sequence_marks(self, registry_id: str, marks: Iterable[Mark]) -> None:
+        """Written at commit; a partition's stored mark is never lowered."""
+        self._require_transaction("set_sequence_marks")
+        self._marks[registry_id] = list(marks)
+        self._dirty_marks.add(registry_id)
+
+    def record_refused_sequence(self, registry_id: str, sequence: int) -> None:
+        """An authentic event the ledger refused: its number arrived all the same."""
+        self._require_transaction("record_refused_sequence")
+        self._refused.add((registry_id, sequence))
+
+    def sequences_seen(self, registry_id: str, after: int, through: int) -> set[int]:
+        """The registry's numbers in ``(after, through]`` that arrived: accepted and
+        refused events', stored and of this transaction."""
+        rows = self._exec(
+            "SELECT sequence FROM accepted_events"
+            " WHERE registry_id = ? AND sequence > ? AND sequence <= ?"
+            " UNION ALL SELECT sequence FROM refused_sequences"
+            " WHERE registry_id = ? AND sequence > ? AND sequence <= ?",
+            (registry_id, after, through) * 2,
+        ).fetchall()
+        seen = {int(r[0]) for r in rows}
+        if self._in_tx:
+            seen.update(
+                n
+                for _, r, _, _, n, _ in self._identities.rows
+                if r == registry_id and after < n <= through
+            )
+            seen.update(n for r, n in self._refused if r == registry_id and after < n <= through)
+        return seen
 
     def accepted_count(self) -> int:
         return int(self._exec("SELECT count(*) FROM accepted_events").fetchone()[0])

@@ -23,10 +23,21 @@ from ..broker.topics import Topics
 from ..contract.codec import SingleObjectCodec
 from ..contract.keys import KeyRing
 from ..contract.models import RegistryEvent
+from ..ledger.sequences import QUIET_AFTER
 from ..ledger.store import LedgerStore
 from ..metrics import ALERTS, BATCH_SECONDS, BATCH_SIZE, EVENTS, LAG
 from ..stream.process import Batch, ConsumerProcess, Incoming
-from .verdict import Verdict, authenticate, judge_authentic, now, read_ahead, route
+from .verdict import (
+    SequencesRead,
+    Verdict,
+    authenticate,
+    judge_authentic,
+    now,
+    read_ahead,
+    route,
+    route_alert,
+    sequence_gap_alerts,
+)
 
 log = structlog.get_logger("crg.gateway")
 
@@ -46,6 +57,7 @@ class Gateway(ConsumerProcess[RegistryEvent | Verdict]):
         topics: Topics,
         idempotence: bool = False,
         max_batch: int = 2000,
+        quiet_after: float = QUIET_AFTER,
     ) -> None:
         super().__init__(
             bootstrap_servers=bootstrap_servers,
@@ -56,9 +68,17 @@ class Gateway(ConsumerProcess[RegistryEvent | Verdict]):
             max_batch=max_batch,
         )
         self.ledger = ledger
+        #: seconds after which a partition that stopped carrying a registry's events no
+        #: longer holds its sequence watermark back (gateway/ledger/sequences.py)
+        self.quiet_after = quiet_after
         self._keys = keys
         self.codec = codec
         self.topics = topics
+
+    def topic_partitions(self) -> list[int]:
+        """Every partition of the raw topic, whoever owns it (from the client's metadata)."""
+        known = self.consumer.partitions_for_topic(self.topic) if self.consumer else None
+        return sorted(known or ())
 
     def keys(self) -> KeyRing:
         return self._keys() if callable(self._keys) else self._keys
@@ -73,10 +93,15 @@ class Gateway(ConsumerProcess[RegistryEvent | Verdict]):
         read_ahead([e for _, e in items if not isinstance(e, Verdict)], self.ledger)
         decisions = log.bind()  # bound once per batch, not once per verdict
         received_at = now()
+        sequences = SequencesRead(time.time())
         for msg, first in items:
             verdict = (
                 first if isinstance(first, Verdict) else judge_authentic(msg, first, self.ledger)
             )
+            if not isinstance(first, Verdict) and verdict.outcome != "repeat":
+                sequences.add(msg, first)  # a refused event's number arrived all the same
+                if verdict.outcome == "rejected":
+                    self.ledger.record_refused_sequence(first.registry_id, first.sequence)
             route(msg, verdict, self.topics, self.ledger, received_at)
             reason = verdict.reason.value if verdict.reason else ""
             tally[verdict.outcome, reason] = tally.get((verdict.outcome, reason), 0) + 1
@@ -92,6 +117,11 @@ class Gateway(ConsumerProcess[RegistryEvent | Verdict]):
                 registry=event.registry_id if event else None,
                 source=msg.source,
             )
+        partitions = self.topic_partitions()
+        for msg, alert in sequence_gap_alerts(sequences, self.ledger, partitions, self.quiet_after):
+            route_alert(msg, alert, self.topics, self.ledger)
+            ALERTS.labels(str(alert["alert"])).inc()
+            decisions.warning("gateway.sequence_gap", **alert)
         for (outcome, reason), n in tally.items():
             EVENTS.labels(outcome, reason).inc(n)
         return counts

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -23,6 +24,7 @@ from ..contract.message import Headers, verify_and_decode
 from ..contract.models import RegistryEvent, UnitsIssued, describe_invalid
 from ..ledger.reasons import Reason
 from ..ledger.rules import Change, decide
+from ..ledger.sequences import QUIET_AFTER, Mark, merge, missing, watermark
 from ..ledger.store import LedgerStore
 from ..stream.process import Incoming
 from .identity import project_identity
@@ -140,27 +142,75 @@ def cross_registry_alerts(event: RegistryEvent, ledger: LedgerStore) -> list[dic
     return alerts
 
 
-def sequence_alerts(event: RegistryEvent, ledger: LedgerStore) -> list[dict[str, object]]:
-    """Report numbers skipped by a registry: numbers of authentic events the ledger
-    refused count as seen. Its events are spread over partitions, so a skipped number
-    may still arrive: the alert says so, and a gap never blocks."""
-    high = ledger.sequence_high(event.registry_id)
-    if event.sequence <= high:
-        return []
-    ledger.set_sequence_high(event.registry_id, event.sequence)
-    if high == 0 or event.sequence == high + 1:
-        return []  # the first event seen from a registry sets its baseline
-    return [
-        {
-            "alert": "sequence_gap",
-            "registry_id": event.registry_id,
-            "missing_from": high + 1,
-            "missing_to": event.sequence - 1,
-            "seen_sequence": event.sequence,
-            "event_id": event.event_id,
-            "note": "numbers may still arrive through another partition",
-        }
-    ]
+class SequencesRead:
+    """A batch's authentic events by registry, for the gap check: per raw partition the
+    highest number read, and the registry's lowest number and last message."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now  # when the batch is judged: the time its marks are raised
+        self.highs: dict[str, dict[int, int]] = {}
+        self.lowest: dict[str, int] = {}
+        self.last: dict[str, tuple[Incoming, RegistryEvent]] = {}
+
+    def add(self, msg: Incoming, event: RegistryEvent) -> None:
+        registry, n = event.registry_id, event.sequence
+        highs = self.highs.setdefault(registry, {})
+        highs[msg.partition] = max(n, highs.get(msg.partition, n))
+        self.lowest[registry] = min(n, self.lowest.get(registry, n))
+        self.last[registry] = (msg, event)
+
+    def marks(self, registry: str) -> list[Mark]:
+        return [Mark(p, high, self.now) for p, high in self.highs[registry].items()]
+
+
+def sequence_gap_alerts(
+    read: SequencesRead,
+    ledger: LedgerStore,
+    partitions: Iterable[int],
+    quiet_after: float = QUIET_AFTER,
+) -> list[tuple[Incoming, dict[str, object]]]:
+    """Numbers a registry skipped, once every partition carrying its events has moved
+    past them (:mod:`gateway.ledger.sequences`); each alert goes with the registry's last
+    message of the batch. A gap never blocks.
+
+    Numbers below the first one read of a registry are not checked. When the gateway
+    first reads a registry, every partition of the raw topic gets a mark at 0: one not
+    read yet (another member's, or behind) holds the watermark back until it delivers
+    the registry's events or counts as quiet."""
+    alerts: list[tuple[Incoming, dict[str, object]]] = []
+    for registry in read.highs:
+        checked = ledger.sequence_checked(registry)  # first: it locks the registry's row
+        stored = ledger.sequence_marks(registry)
+        if checked is None:
+            checked = read.lowest[registry] - 1
+            ledger.set_sequence_checked(registry, checked)
+        if not stored:
+            stored = [Mark(p, 0, read.now) for p in partitions]
+        marks = merge(stored, read.marks(registry))
+        ledger.set_sequence_marks(registry, marks)
+        through = watermark(marks, read.now, quiet_after)
+        if through <= checked:
+            continue
+        msg, event = read.last[registry]
+        seen = ledger.sequences_seen(registry, checked, through)
+        alerts += [
+            (
+                msg,
+                {
+                    "alert": "sequence_gap",
+                    "registry_id": registry,
+                    "missing_from": first,
+                    "missing_to": last,
+                    "checked_through": through,
+                    "event_id": event.event_id,
+                    "note": "every partition carrying the registry's events has delivered"
+                    " a later number, or has carried none for a while",
+                },
+            )
+            for first, last in missing(checked, through, seen)
+        ]
+        ledger.set_sequence_checked(registry, through)
+    return alerts
 
 
 def authenticate(msg: Incoming, keys: KeyRing, codec: SingleObjectCodec) -> RegistryEvent | Verdict:
@@ -183,8 +233,6 @@ def judge_authentic(msg: Incoming, event: RegistryEvent, ledger: LedgerStore) ->
             event.registry_id, event.event_id, sha, event.sequence, msg.source
         )
         verdict.alerts = cross_registry_alerts(event, ledger)
-    if verdict.outcome != "repeat":  # a refused event's number was used, not skipped
-        verdict.alerts += sequence_alerts(event, ledger)
     return verdict
 
 
@@ -236,11 +284,18 @@ def route(
             ],
         )
     for alert in verdict.alerts:
-        ledger.outbox_add(
-            msg.partition,
-            msg.offset,
-            topics.alerts,
-            msg.key,
-            json.dumps(alert, sort_keys=True).encode(),
-            [("content-type", b"application/json"), ("crg_alert", str(alert["alert"]).encode())],
-        )
+        route_alert(msg, alert, topics, ledger)
+
+
+def route_alert(
+    msg: Incoming, alert: dict[str, object], topics: Topics, ledger: LedgerStore
+) -> None:
+    """An alert in the outbox, as caused by ``msg``."""
+    ledger.outbox_add(
+        msg.partition,
+        msg.offset,
+        topics.alerts,
+        msg.key,
+        json.dumps(alert, sort_keys=True).encode(),
+        [("content-type", b"application/json"), ("crg_alert", str(alert["alert"]).encode())],
+    )

@@ -15,6 +15,7 @@ from gateway.contract.message import EventSigner, verify_and_decode
 from gateway.contract.models import RegistryEvent
 from gateway.ledger.blocks import Block, Status
 from gateway.ledger.rules import Change
+from gateway.ledger.sequences import Mark
 from gateway.ledger.store import LedgerStore, open_ledger
 from gateway.loadgen import T0, mixed_stream
 from gateway.pipeline.verdict import judge_authentic, read_ahead
@@ -117,8 +118,8 @@ def test_offsets_outbox_and_sequence_state(ledger: LedgerStore) -> None:
         ledger.outbox_add(1, 8, "rejected", None, b"v2", [])
         ledger.outbox_add(0, 4, "verified", None, b"v3", [])
         ledger.outbox_add(0, 4, "alerts", None, b"v4", [])  # a second message of offset 4
-        ledger.set_sequence_high("verra", 10)
-        assert ledger.sequence_high("verra") == 10  # seen inside the transaction
+        ledger.set_sequence_checked("verra", 10)
+        assert ledger.sequence_checked("verra") == 10  # seen inside the transaction
     written = ledger.last_outbox
     assert [(m.source_partition, m.source_offset, m.seq, m.topic, m.value) for m in written] == [
         (0, 3, 0, "verified", b"v1"),
@@ -127,7 +128,7 @@ def test_offsets_outbox_and_sequence_state(ledger: LedgerStore) -> None:
         (0, 4, 1, "alerts", b"v4"),
     ]
     assert ledger.offsets("raw") == {0: 5, 1: 9}
-    assert ledger.sequence_high("verra") == 10 and ledger.sequence_high("gold") == 0
+    assert ledger.sequence_checked("verra") == 10 and ledger.sequence_checked("gold") is None
     pending = ledger.outbox_pending()  # in causal order per raw partition
     assert [m.value for m in pending] == [b"v1", b"v3", b"v4", b"v2"]
     assert sorted(pending, key=lambda m: m.value) == sorted(written, key=lambda m: m.value)
@@ -143,25 +144,58 @@ def test_offsets_outbox_and_sequence_state(ledger: LedgerStore) -> None:
     assert ledger.outbox_pending() == []
 
 
-def test_a_stored_sequence_high_is_never_lowered(ledger: LedgerStore) -> None:
-    """Instances sharing a PostgreSQL ledger may write a high they read before another
-    instance raised it: the stored one wins if higher."""
+def test_stored_sequence_marks_are_never_lowered(ledger: LedgerStore) -> None:
+    """The checked mark and each partition's mark only go up: a write of a lower one
+    (a member that read before another raised it) leaves the stored one."""
     with ledger.transaction():
-        ledger.set_sequence_high("verra", 10)
+        ledger.set_sequence_checked("verra", 10)
+        ledger.set_sequence_marks("verra", [Mark(0, 10, 100.0), Mark(2, 8, 90.0)])
     with ledger.transaction():
-        ledger.set_sequence_high("verra", 7)  # read as 6 by a slower instance, say
-        ledger.set_sequence_high("gold", 3)
-    assert ledger.sequence_high("verra") == 10 and ledger.sequence_high("gold") == 3
+        ledger.set_sequence_checked("verra", 7)
+        ledger.set_sequence_checked("gold", 3)
+        ledger.set_sequence_marks("verra", [Mark(0, 9, 95.0), Mark(1, 4, 99.0), Mark(2, 12, 120.0)])
+    assert ledger.sequence_checked("verra") == 10 and ledger.sequence_checked("gold") == 3
+    assert ledger.sequence_marks("verra") == [
+        Mark(0, 10, 100.0),
+        Mark(1, 4, 99.0),
+        Mark(2, 12, 120.0),
+    ]
+    assert ledger.sequence_marks("gold") == []
     with ledger.transaction():
-        ledger.set_sequence_high("verra", 12)
-    assert ledger.sequence_high("verra") == 12
+        ledger.set_sequence_checked("verra", 12)
+    assert ledger.sequence_checked("verra") == 12
+
+
+def test_sequences_seen_are_accepted_and_refused_numbers_above_the_checked_mark(
+    ledger: LedgerStore,
+) -> None:
+    with ledger.transaction():
+        for n in (3, 4, 7):
+            ledger.record_accepted("verra", f"e{n}", bytes(32), n, f"raw/0/{n}")
+        ledger.record_accepted("gold", "g5", bytes(32), 5, "raw/1/0")
+        ledger.record_refused_sequence("verra", 5)
+        ledger.record_accepted("verra", "e9", bytes(32), 9, "raw/0/9")
+        # inside the transaction: what it queued counts
+        assert ledger.sequences_seen("verra", 2, 8) == {3, 4, 5, 7}
+        ledger.set_sequence_checked("verra", 4)
+    assert ledger.sequences_seen("verra", 0, 100) == {3, 4, 5, 7, 9}
+    assert ledger.sequences_seen("verra", 4, 8) == {5, 7}
+    assert ledger.sequences_seen("gold", 0, 100) == {5}
+    with ledger.transaction():
+        ledger.record_refused_sequence("verra", 11)
+        ledger.set_sequence_checked("verra", 8)  # settles the refused 5
+    assert ledger.sequences_seen("verra", 0, 100) == {3, 4, 7, 9, 11}
 
 
 def test_queued_writes_need_a_transaction(ledger: LedgerStore) -> None:
     with pytest.raises(RuntimeError):
         ledger.outbox_add(0, 0, "t", None, b"v", [])
     with pytest.raises(RuntimeError):
-        ledger.set_sequence_high("verra", 1)
+        ledger.set_sequence_checked("verra", 1)
+    with pytest.raises(RuntimeError):
+        ledger.set_sequence_marks("verra", [Mark(0, 1, 0.0)])
+    with pytest.raises(RuntimeError):
+        ledger.record_refused_sequence("verra", 1)
 
 
 def test_rejected_records_filter_and_reprocess(ledger: LedgerStore) -> None:

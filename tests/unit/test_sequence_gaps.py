@@ -1,0 +1,116 @@
+"""Sequence gaps: a number is reported missing once every partition carrying the
+registry's events has delivered a later one, never while it may still be on its way."""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.contract.models import RegistryEvent
+from gateway.ledger.sequences import Mark, merge, missing, watermark
+from gateway.ledger.store import open_ledger
+from gateway.pipeline.verdict import SequencesRead, sequence_gap_alerts
+from gateway.stream.process import Incoming
+
+from ..factories import envelope, retired
+
+T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+
+
+def test_the_watermark_is_the_lowest_of_the_partitions_highest_numbers() -> None:
+    assert watermark([], now=100.0) == 0
+    marks = [Mark(0, 40, 100.0), Mark(1, 35, 99.0), Mark(2, 52, 101.0)]
+    assert watermark(marks, now=101.0) == 35
+
+
+def test_a_partition_whose_mark_was_not_raised_for_a_while_is_quiet() -> None:
+    marks = [Mark(0, 40, 10_000.0), Mark(1, 7, 10_000.0 - 301)]
+    assert watermark(marks, now=10_000.0, quiet_after=300) == 40
+    assert watermark(marks, now=10_000.0, quiet_after=302) == 7
+    assert watermark(marks, now=20_000.0, quiet_after=300) == 0  # all quiet: nothing known
+
+
+def test_merge_keeps_the_higher_mark_of_each_partition() -> None:
+    stored = [Mark(0, 10, 1.0), Mark(2, 30, 3.0)]
+    read = [Mark(0, 12, 2.0), Mark(1, 5, 2.5), Mark(2, 29, 2.9)]
+    assert merge(stored, read) == [Mark(0, 12, 2.0), Mark(1, 5, 2.5), Mark(2, 30, 3.0)]
+
+
+def test_missing_runs() -> None:
+    assert missing(3, 10, [4, 5, 8, 2, 11]) == [(6, 7), (9, 10)]
+    assert missing(3, 3, []) == []
+    assert missing(0, 4, [1, 2, 3, 4]) == []
+    assert missing(0, 3, []) == [(1, 3)]
+
+
+def _event(n: int) -> RegistryEvent:
+    payload = retired()
+    return RegistryEvent.model_validate(
+        envelope(payload, event_id=f"e{n}", sequence=n, occurred_at=T0 + dt.timedelta(seconds=n))
+    )
+
+
+@st.composite
+def _deliveries(draw: st.DrawFn) -> tuple[list[list[int]], set[int], list[list[tuple[int, int]]]]:
+    """Numbers 1…n dealt to partitions (each keeps its order), some skipped, read in
+    batches that take the next few numbers of some partitions."""
+    n = draw(st.integers(10, 150))
+    partitions = draw(st.integers(1, 4))
+    owner = draw(st.lists(st.integers(0, partitions - 1), min_size=n, max_size=n))
+    skipped = draw(st.sets(st.integers(1, n), max_size=n // 4))
+    streams = [[s for s in range(1, n + 1) if owner[s - 1] == p and s not in skipped]
+               for p in range(partitions)]  # fmt: skip
+    at = [0] * partitions
+    batches: list[list[tuple[int, int]]] = []
+    while any(at[p] < len(streams[p]) for p in range(partitions)):
+        batch: list[tuple[int, int]] = []
+        for p in range(partitions):
+            take = draw(st.integers(0, 12))
+            batch += [(p, s) for s in streams[p][at[p] : at[p] + take]]
+            at[p] += take
+        if not batch:  # always progress: the first unfinished partition's next number
+            p = next(p for p in range(partitions) if at[p] < len(streams[p]))
+            batch, at[p] = [(p, streams[p][at[p]])], at[p] + 1
+        batches.append(batch)
+    return streams, skipped, batches
+
+
+@settings(max_examples=150, deadline=None)
+@given(_deliveries())
+def test_reported_gaps_are_exactly_the_skipped_numbers_once_every_partition_moved_past(
+    case: tuple[list[list[int]], set[int], list[list[tuple[int, int]]]],
+) -> None:
+    streams, skipped, batches = case
+    reported: list[int] = []
+    baseline: int | None = None
+    with tempfile.TemporaryDirectory() as tmp:
+        ledger = open_ledger(f"sqlite://{Path(tmp) / 'l.sqlite'}")
+        for i, batch in enumerate(batches):
+            with ledger.transaction():
+                read = SequencesRead(now=float(i))
+                for p, s in batch:
+                    event = _event(s)
+                    read.add(Incoming(b"", [], None, f"raw/{p}/{s}", p, s), event)
+                    if s % 5 == 0:  # refused by the ledger: its number arrived all the same
+                        ledger.record_refused_sequence("verra", s)
+                    else:
+                        ledger.record_accepted("verra", f"e{s}", bytes(32), s, f"raw/{p}/{s}")
+                gaps = sequence_gap_alerts(read, ledger, range(len(streams)), quiet_after=1e9)
+                for _, alert in gaps:
+                    first, last = int(str(alert["missing_from"])), int(str(alert["missing_to"]))
+                    reported += range(first, last + 1)
+            if baseline is None and batch:  # numbers below the first one read: unchecked
+                baseline = min(s for _, s in batch) - 1
+        checked = ledger.sequence_checked("verra")
+        ledger.close()
+    assert len(reported) == len(set(reported))  # each gap told once
+    assert set(reported) <= skipped  # never a number that arrived
+    # every skipped number above the baseline is told once every partition has moved
+    # past it (a partition that never carried the registry never does: never quiet here)
+    final = min(stream[-1] if stream else 0 for stream in streams)
+    assert baseline is not None and checked == max(baseline, final)
+    assert set(reported) == {s for s in skipped if baseline < s <= final}
