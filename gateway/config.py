@@ -56,8 +56,9 @@ class Settings(BaseSettings):
     gateway_sequence_quiet_after: float = Field(
         300.0,
         gt=0,
-        description="Seconds after which a raw partition that has not carried a registry's "
-        "events stops holding back its sequence-gap check (gateway/ledger/sequences.py).",
+        description="Seconds of a registry being read from other partitions after which a "
+        "raw partition that delivered none of its events stops holding back its "
+        "sequence-gap check (gateway/ledger/sequences.py).",
     )
     gateway_processes: int = Field(
         1,

@@ -6,11 +6,13 @@ above the last one read is not missing yet: it may sit in a partition not read t
 It is missing once every partition carrying the registry's events has delivered a later
 number: the registry's *watermark* is the lowest of its partitions' highest numbers.
 
-A partition whose mark the gateway has not raised for a while (by its own clock, not the
-registry's event time: a backlog spans days of event time in seconds) counts as quiet —
-its projects stopped sending — and no longer holds the watermark back. A partition still
-holding unread events of the registry has its mark raised batch after batch; one left
-unread longer than that (a member stalled for minutes) can cause a false alert.
+A partition counts as quiet — its projects stopped sending — once the registry has gone
+on being read from other partitions for a while after that partition's mark was last
+raised (by the gateway's clock, not the registry's event time: a backlog spans days of
+event time in seconds), and then no longer holds the watermark back. A registry that
+falls silent altogether and resumes later finds its partitions as it left them, none
+quiet. A partition left unread for that long while it still holds the registry's events
+(a member stalled for minutes) can cause a false alert.
 
 Pure: the ledger store keeps the marks and the numbers that arrived; the gateway asks
 once per batch (:func:`gateway.pipeline.verdict.sequence_gap_alerts`).
@@ -21,8 +23,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-#: seconds after which a partition whose mark was not raised no longer holds the
-#: watermark back
+#: seconds of the registry's activity elsewhere after which a partition whose mark was not
+#: raised no longer holds the watermark back
 QUIET_AFTER = 300.0
 
 
@@ -36,10 +38,11 @@ class Mark:
     raised_at: float
 
 
-def watermark(marks: Iterable[Mark], now: float, quiet_after: float = QUIET_AFTER) -> int:
+def watermark(marks: Iterable[Mark], active_at: float, quiet_after: float = QUIET_AFTER) -> int:
     """The highest number up to which every number has arrived or never will, as far as
-    the marks tell (0 if no partition is active)."""
-    return min((m.high for m in marks if m.raised_at >= now - quiet_after), default=0)
+    the marks tell; ``active_at``: when the registry was last read before now (0 if no
+    partition is active)."""
+    return min((m.high for m in marks if m.raised_at >= active_at - quiet_after), default=0)
 
 
 def merge(stored: Iterable[Mark], read: Iterable[Mark]) -> list[Mark]:

@@ -68,8 +68,9 @@ class Gateway(ConsumerProcess[RegistryEvent | Verdict]):
             max_batch=max_batch,
         )
         self.ledger = ledger
-        #: seconds after which a partition that stopped carrying a registry's events no
-        #: longer holds its sequence watermark back (gateway/ledger/sequences.py)
+        #: seconds of a registry being read elsewhere after which a partition that
+        #: delivered none of its events stops holding its sequence check back
+        #: (gateway/ledger/sequences.py)
         self.quiet_after = quiet_after
         self._keys = keys
         self.codec = codec

@@ -186,9 +186,10 @@ def sequence_gap_alerts(
             ledger.set_sequence_checked(registry, checked)
         if not stored:
             stored = [Mark(p, 0, read.now) for p in partitions]
+        active_at = max(m.raised_at for m in stored)  # when the registry was last read
         marks = merge(stored, read.marks(registry))
         ledger.set_sequence_marks(registry, marks)
-        through = watermark(marks, read.now, quiet_after)
+        through = watermark(marks, active_at, quiet_after)
         if through <= checked:
             continue
         msg, event = read.last[registry]

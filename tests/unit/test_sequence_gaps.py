@@ -22,16 +22,18 @@ T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 
 
 def test_the_watermark_is_the_lowest_of_the_partitions_highest_numbers() -> None:
-    assert watermark([], now=100.0) == 0
+    assert watermark([], active_at=100.0) == 0
     marks = [Mark(0, 40, 100.0), Mark(1, 35, 99.0), Mark(2, 52, 101.0)]
-    assert watermark(marks, now=101.0) == 35
+    assert watermark(marks, active_at=101.0) == 35
 
 
-def test_a_partition_whose_mark_was_not_raised_for_a_while_is_quiet() -> None:
+def test_a_partition_not_raised_while_the_registry_went_on_elsewhere_is_quiet() -> None:
     marks = [Mark(0, 40, 10_000.0), Mark(1, 7, 10_000.0 - 301)]
-    assert watermark(marks, now=10_000.0, quiet_after=300) == 40
-    assert watermark(marks, now=10_000.0, quiet_after=302) == 7
-    assert watermark(marks, now=20_000.0, quiet_after=300) == 0  # all quiet: nothing known
+    assert watermark(marks, active_at=10_000.0, quiet_after=300) == 40
+    assert watermark(marks, active_at=10_000.0, quiet_after=302) == 7
+    # silent for a day, then read again from one partition: the others as it left them
+    left = [Mark(0, 40, 10_000.0), Mark(1, 35, 9_900.0)]
+    assert watermark([*left, Mark(2, 90, 96_400.0)], active_at=10_000.0) == 35
 
 
 def test_merge_keeps_the_higher_mark_of_each_partition() -> None:
