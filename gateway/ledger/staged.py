@@ -15,7 +15,7 @@ blocks not yet read share no unit with anything in the copy.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Generic
 
 from .memory import R, Ranged, RangeIndex
@@ -106,6 +106,13 @@ class StagedIdentities:
         self, registry_id: str, event_id: str, sequence: int
     ) -> tuple[tuple[bytes, int] | None, str | None]:
         return self.ids[registry_id, event_id], self.sequences[registry_id, sequence]
+
+    def held(self, registry_id: str, after: int, through: int) -> Iterator[int]:
+        """The registry's sequence numbers in ``(after, through]`` known to be held by an
+        accepted event (read, or accepted in this transaction)."""
+        for (registry, sequence), holder in self.sequences.items():
+            if holder is not None and registry == registry_id and after < sequence <= through:
+                yield sequence
 
     def accept(
         self, position: int, registry_id: str, event_id: str, sha: bytes, sequence: int, source: str

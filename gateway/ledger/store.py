@@ -400,11 +400,7 @@ class LedgerStore(TransactionalStore):
         ).fetchall()
         seen = {int(r[0]) for r in rows}
         if self._in_tx:
-            seen.update(
-                n
-                for _, r, _, _, n, _ in self._identities.rows
-                if r == registry_id and after < n <= through
-            )
+            seen.update(self._identities.held(registry_id, after, through))
             seen.update(n for r, n in self._refused if r == registry_id and after < n <= through)
         return seen
 
