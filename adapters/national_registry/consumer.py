@@ -20,7 +20,7 @@ from gateway.contract.models import RegistryEvent
 from gateway.stream.process import ConsumerProcess, Incoming
 
 from .message import action_headers, encode_action
-from .rules import Numbering, itmo_effect
+from .rules import Numbering, itmo_effect, units_asked
 from .store import NationalStore
 
 log = structlog.get_logger("crg.national")
@@ -75,11 +75,12 @@ class NationalAdapter(ConsumerProcess[RegistryEvent | None]):
         key = self.party.encode()
         told = log.bind(party=self.party)  # bound once per batch, not once per action
         seen = store.applied_among((e.registry_id, e.event_id) for _, e in items if e is not None)
-        store.read_ahead(
-            (e.registry_id, e.serial_block.series, e.serial_block.start, e.serial_block.end)
+        asked = [
+            units_asked(e)
             for _, e in items
             if e is not None and (e.registry_id, e.event_id) not in seen
-        )
+        ]
+        store.read_ahead((b for b, _ in asked if b), (i for _, i in asked if i))
         for msg, event in items:
             if event is None:
                 counts["undecodable"] += 1

@@ -35,6 +35,7 @@ from gateway.contract.models import (
     UsePurpose,
 )
 from gateway.ledger.blocks import label_identity, label_json
+from gateway.ledger.staged import Range
 
 from .actions import ActionType, AdjustmentSign, ItmoAction, Subtype, action_id
 from .identifier import party_registry_id
@@ -450,3 +451,21 @@ def itmo_effect(event: RegistryEvent, view: UnitsView, numbering: Numbering) -> 
     else:
         _used(event, p, view, rec)
     return effect
+
+
+def units_asked(event: RegistryEvent) -> tuple[Range | None, Range | None]:
+    """The units whose Article 6 blocks, and the units whose issuances, :func:`itmo_effect`
+    may ask the view about for ``event`` (None: none): what the store reads ahead for a
+    batch, one query each. Only an Article 6 label looks up issuances (for the vintage
+    and host Party of units labelled after their issuance); an issuance looks up
+    nothing."""
+    p = event.payload
+    if isinstance(p, UnitsIssued):
+        return None, None
+    sb = p.serial_block
+    units = (event.registry_id, sb.series, sb.start, sb.end)
+    if isinstance(p, AuthorizationLabelApplied | AuthorizationLabelRevoked):
+        if p.label.kind != LabelKind.ARTICLE6_AUTHORIZATION:
+            return None, None
+        return units, units if isinstance(p, AuthorizationLabelApplied) else None
+    return units, None

@@ -208,14 +208,15 @@ class NationalStore(TransactionalStore):
         )
 
     # -- the units view (rules.UnitsView) ---------------------------------------------------
-    def read_ahead(self, ranges: Iterable[Range]) -> None:
-        """Read in one query each the Article 6 blocks and issuances sharing units with
-        any of these (registry, series, first, last) ranges: a batch's serial blocks.
-        Only a saving: what was not read ahead is read when asked for."""
+    def read_ahead(self, blocks: Iterable[Range], issuances: Iterable[Range] = ()) -> None:
+        """Read in one query each the Article 6 blocks sharing units with any of the
+        ``blocks`` (registry, series, first, last) ranges, and the issuances sharing units
+        with any of the ``issuances`` ranges: what a batch's events will ask about
+        (:func:`~.rules.units_asked`). Only a saving: what was not read ahead is read
+        when asked for."""
         self._require_transaction("read_ahead")
-        unique = list(dict.fromkeys(ranges))
-        self._blocks.read(unique, self._stored_blocks)
-        self._issued.read(unique, self._stored_issuances)
+        self._blocks.read(blocks, self._stored_blocks)
+        self._issued.read(issuances, self._stored_issuances)
 
     def _stored(
         self, sql: Callable[[int], str], row: Callable[[Sequence[Any]], T], ranges: list[Range]

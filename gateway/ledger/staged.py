@@ -55,7 +55,8 @@ class StagedBlocks(Generic[R]):
     def overlapping(self, wanted: Range, stored: Callable[[list[Range]], Iterable[R]]) -> list[R]:
         """The blocks sharing a unit with ``wanted``, ordered by first unit; read with
         ``stored`` unless read before."""
-        self.read([wanted], stored)
+        if wanted not in self._covered:
+            self.read([wanted], stored)
         return self.memory.overlapping(*wanted)
 
     def apply(self, remove: Iterable[R], add: Iterable[R]) -> None:

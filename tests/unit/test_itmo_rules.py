@@ -448,3 +448,77 @@ def test_malformed_identifiers_are_refused(text: str) -> None:
 
 def test_states_are_live_only_before_use() -> None:
     assert [s.value for s in ItmoState if s.live] == ["AUTHORIZED", "FIRST_TRANSFERRED"]
+
+
+CORSIA_ONLY = {"kind": "CORSIA_ELIGIBLE", "text": "CORSIA eligible unit"}
+
+
+class AskingView(MemoryUnits):
+    """The rules' in-memory view, noting every range the rules ask it about."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked: dict[str, list[tuple[str, str, int, int]]] = {"blocks": [], "issuances": []}
+
+    def article6_blocks(self, registry_id: str, series: str, start: int, end: int) -> list[Any]:
+        self.asked["blocks"].append((registry_id, series, start, end))
+        return super().article6_blocks(registry_id, series, start, end)
+
+    def issuances(self, registry_id: str, series: str, start: int, end: int) -> list[Any]:
+        self.asked["issuances"].append((registry_id, series, start, end))
+        return super().issuances(registry_id, series, start, end)
+
+
+def _within(asked: tuple[str, str, int, int], told: tuple[str, str, int, int] | None) -> bool:
+    return told is not None and asked[:2] == told[:2] and told[2] <= asked[2] <= asked[3] <= told[3]
+
+
+def test_units_asked_names_everything_the_rules_ask_about() -> None:
+    """What the store reads ahead for a batch comes from ``units_asked``: anything the
+    rules then ask about outside it costs a query per event (correct, but slow), and a
+    prediction wider than needed reads for nothing. Over a realistic accepted stream
+    and a revocation story, every range asked lies within the event's prediction, and
+    each predicted kind of question is asked by some event."""
+    from adapters.national_registry.bench import accepted_stream
+    from adapters.national_registry.rules import units_asked
+    from gateway.contract.codec import default_codec
+
+    codec = default_codec()
+    stream = [RegistryEvent.from_avro(codec.decode(m.value)) for m in accepted_stream(1500)]
+    stream += [
+        RegistryEvent.model_validate(
+            envelope(e, event_id=f"rev-{i}", sequence=i + 1, project_id="GH-1")
+        )
+        for i, e in enumerate(
+            [
+                issue(5_000_000, 5_000_099, []),
+                label("AuthorizationLabelApplied", 5_000_000, 5_000_099, NDC_ONLY),
+                label("AuthorizationLabelRevoked", 5_000_000, 5_000_049, NDC_ONLY),
+                label("AuthorizationLabelApplied", 5_000_000, 5_000_009, CORSIA_ONLY),
+            ]
+        )
+    ]
+    view, seen = AskingView(), {"blocks": 0, "issuances": 0}
+    kinds: set[str] = set()
+    for event in stream:
+        blocks, issuances = units_asked(event)
+        view.asked = {"blocks": [], "issuances": []}
+        view.apply(event.registry_id, itmo_effect(event, view, Numbering()))
+        for asked in view.asked["blocks"]:
+            assert _within(asked, blocks), (event.event_type, asked, blocks)
+        for asked in view.asked["issuances"]:
+            assert _within(asked, issuances), (event.event_type, asked, issuances)
+        seen["blocks"] += bool(view.asked["blocks"])
+        seen["issuances"] += bool(view.asked["issuances"])
+        kinds.add(event.event_type)
+        if blocks is not None and not view.asked["blocks"]:
+            pytest.fail(f"{event.event_type} predicted to ask about blocks but did not")
+    assert kinds == {
+        "UnitsIssued",
+        "UnitsTransferred",
+        "AuthorizationLabelApplied",
+        "AuthorizationLabelRevoked",
+        "UnitsRetired",
+        "UnitsCancelled",
+    }
+    assert seen["blocks"] > 500 and seen["issuances"] > 50
