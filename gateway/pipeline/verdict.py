@@ -184,8 +184,8 @@ def sequence_gap_alerts(
         if checked is None:
             checked = read.lowest[registry] - 1
             ledger.set_sequence_checked(registry, checked)
-        if not stored:
-            stored = [Mark(p, 0, read.now) for p in partitions]
+        if not stored:  # the batch's own partitions too: the client may not know the topic's
+            stored = [Mark(p, 0, read.now) for p in sorted({*partitions, *read.highs[registry]})]
         active_at = max(m.raised_at for m in stored)  # when the registry was last read
         marks = merge(stored, read.marks(registry))
         ledger.set_sequence_marks(registry, marks)

@@ -116,3 +116,23 @@ def test_reported_gaps_are_exactly_the_skipped_numbers_once_every_partition_move
     final = min(stream[-1] if stream else 0 for stream in streams)
     assert baseline is not None and checked == max(baseline, final)
     assert set(reported) == {s for s in skipped if baseline < s <= final}
+
+
+def test_a_registry_first_read_before_the_topic_partitions_are_known_is_checked() -> None:
+    """The partitions of the raw topic come from the client's metadata, which may not
+    know the topic yet: the batch's own partitions then start the registry's marks (it
+    once raised ValueError from an empty list of marks, stopping the gateway)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        ledger = open_ledger(f"sqlite://{Path(tmp) / 'l.sqlite'}")
+        told: list[tuple[object, object]] = []
+        for i, numbers in enumerate([[1, 2, 3], [5, 6]]):
+            with ledger.transaction():
+                read = SequencesRead(now=float(i))
+                for s in numbers:
+                    read.add(Incoming(b"", [], None, f"raw/0/{s}", 0, s), _event(s))
+                    ledger.record_accepted("verra", f"e{s}", bytes(32), s, f"raw/0/{s}")
+                alerts = sequence_gap_alerts(read, ledger, [], quiet_after=1e9)
+                told += [(a["missing_from"], a["missing_to"]) for _, a in alerts]
+        assert told == [(4, 4)]
+        assert ledger.sequence_checked("verra") == 6
+        ledger.close()
