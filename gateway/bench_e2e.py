@@ -223,9 +223,10 @@ async def throughput(
 
 async def replay_rate(broker: LocalBroker, prefix: str) -> float:
     """The adapter over the whole verified topic again, into an empty store, in a process
-    of its own as the adapter runs (``crg adapter national``, ``crg replay``): not in
-    this one, which holds every signed event of the run — there, the same replay ran at
-    6,700–6,800 events/s against 8,900–9,000/s in a fresh process (196,825 events)."""
+    of its own as the adapter runs (``crg adapter national``, ``crg replay``), not in
+    this one, which holds every signed event of the run: in a process holding them, the
+    same replay ran at 6,672–6,830 events/s against 8,944–9,022/s in a fresh one
+    (196,825 events; ``docs/performance.md``)."""
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=context) as pool:
         return await asyncio.get_running_loop().run_in_executor(
