@@ -32,3 +32,16 @@ def test_a_pause_in_sending_leaves_an_empty_window() -> None:
 
 def test_no_events_no_windows() -> None:
     assert p99_by_window([]) == []
+
+
+def test_the_report_says_when_the_replay_could_not_be_timed() -> None:
+    """A replay whose events all came in its first batch (timed from that batch's end)
+    has no rate: the report says so instead of dividing by almost nothing."""
+    from gateway.bench_e2e import Figures, report
+
+    timed = Figures(events=200_000, store="sqlite", bare_rate=30_000.0, first_adapter_rate=6_000.0)
+    timed.replay_rate = 9_000.0
+    untimed = Figures(events=500, store="sqlite", bare_rate=30_000.0, first_adapter_rate=3_000.0)
+    assert "replay 9,000/s (1.50×)" in report(timed)
+    assert "replay not measured" in report(untimed)
+    assert "×" not in report(untimed).split("adapter:")[1].splitlines()[0]
