@@ -20,7 +20,7 @@ from gateway.contract.models import RegistryEvent
 from gateway.stream.process import ConsumerProcess, Incoming
 
 from .message import action_headers, encode_action
-from .rules import Numbering, itmo_effect, units_asked
+from .rules import Numbering, itmo_effect
 from .store import NationalStore
 
 log = structlog.get_logger("crg.national")
@@ -75,12 +75,9 @@ class NationalAdapter(ConsumerProcess[RegistryEvent | None]):
         key = self.party.encode()
         told = log.bind(party=self.party)  # bound once per batch, not once per action
         seen = store.applied_among((e.registry_id, e.event_id) for _, e in items if e is not None)
-        asked = [
-            units_asked(e)
-            for _, e in items
-            if e is not None and (e.registry_id, e.event_id) not in seen
-        ]
-        store.read_ahead((b for b, _ in asked if b), (i for _, i in asked if i))
+        store.read_ahead(
+            e for _, e in items if e is not None and (e.registry_id, e.event_id) not in seen
+        )
         for msg, event in items:
             if event is None:
                 counts["undecodable"] += 1

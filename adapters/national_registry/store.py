@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from gateway.contract.models import RegistryEvent
 from gateway.ledger.staged import NO_RANGE, Range, StagedBlocks
 from gateway.stream.database import (
     Database,
@@ -34,7 +35,7 @@ from gateway.stream.store import TransactionalStore
 
 from .actions import FIELDS, ItmoAction
 from .identifier import ItmoId
-from .rules import Effect, Numbering
+from .rules import Effect, Numbering, units_asked
 from .schema import POSTGRES, SQLITE
 from .units import Article6Block, Issuance, ItmoState
 
@@ -208,15 +209,15 @@ class NationalStore(TransactionalStore):
         )
 
     # -- the units view (rules.UnitsView) ---------------------------------------------------
-    def read_ahead(self, blocks: Iterable[Range], issuances: Iterable[Range] = ()) -> None:
-        """Read in one query each the Article 6 blocks sharing units with any of the
-        ``blocks`` (registry, series, first, last) ranges, and the issuances sharing units
-        with any of the ``issuances`` ranges: what a batch's events will ask about
-        (:func:`~.rules.units_asked`). Only a saving: what was not read ahead is read
+    def read_ahead(self, events: Iterable[RegistryEvent]) -> None:
+        """Read in one query each what the rules will ask about for these events
+        (:func:`~.rules.units_asked`): the Article 6 blocks and the issuances sharing
+        units with their serial blocks. Only a saving: what was not read ahead is read
         when asked for."""
         self._require_transaction("read_ahead")
-        self._blocks.read(blocks, self._stored_blocks)
-        self._issued.read(issuances, self._stored_issuances)
+        asked = [units_asked(e) for e in events]
+        self._blocks.read((b for b, _ in asked if b), self._stored_blocks)
+        self._issued.read((i for _, i in asked if i), self._stored_issuances)
 
     def _stored(
         self, sql: Callable[[int], str], row: Callable[[Sequence[Any]], T], ranges: list[Range]

@@ -7,7 +7,7 @@ import pytest
 
 from adapters.national_registry.identifier import parse
 from adapters.national_registry.memory import MemoryUnits
-from adapters.national_registry.rules import Numbering, itmo_effect, units_asked
+from adapters.national_registry.rules import Numbering, itmo_effect
 from adapters.national_registry.store import NationalStore, Query
 from gateway.contract.models import RegistryEvent
 from tests.integration.national import STORY, Opener, apply_all, events
@@ -176,8 +176,7 @@ def test_units_read_ahead_and_changed_in_memory_match_the_rules_view(
     for i in range(0, len(stream), 400):
         batch = stream[i : i + 400]
         with batched.transaction():
-            asked = [units_asked(e) for e in batch[: len(batch) // 2]]  # the rest: when asked
-            batched.read_ahead((b for b, _ in asked if b), (i for _, i in asked if i))
+            batched.read_ahead(batch[: len(batch) // 2])  # the rest is read when asked for
             for e in batch:
                 batched.apply(e.registry_id, e.event_id, "t", itmo_effect(e, batched, Numbering()))
     for e in stream:
