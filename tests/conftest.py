@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 import uuid
 from collections.abc import Iterator
 
@@ -13,9 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.broker.local import LocalBroker
 from gateway.contract.keys import KeyRecord, KeyRing, public_key_bytes
-
-IN_CI = os.environ.get("CI", "").lower() == "true"
-PG_URL = os.environ.get("CRG_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+from tests.support.postgres import postgres_url, stop_postgres
 
 
 @pytest.fixture(scope="session")
@@ -24,34 +21,25 @@ def broker() -> Iterator[LocalBroker]:
         yield running
 
 
-def _pg_reachable() -> str | None:
-    try:
-        with psycopg.connect(PG_URL, connect_timeout=3) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.OperationalError as exc:
-        return str(exc).strip().splitlines()[0]
-    return None
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    stop_postgres()
 
 
 def pg_schema_url(request: pytest.FixtureRequest) -> str:
-    """A fresh PostgreSQL schema, dropped when the test ends; skips only outside CI when
-    no server answers."""
-    problem = _pg_reachable()
-    if problem is not None:
-        if IN_CI:
-            pytest.fail(f"PostgreSQL at {PG_URL} is required under CI=true: {problem}")
-        pytest.skip(f"no PostgreSQL reachable at {PG_URL}: {problem}")
+    """A fresh PostgreSQL schema, dropped when the test ends. The server is the one
+    `CRG_TEST_POSTGRES_URL` names, or one the session starts itself; never skipped."""
+    server = postgres_url()
     schema = f"crg_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
+    with psycopg.connect(server, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
 
     def drop() -> None:
-        with psycopg.connect(PG_URL, autocommit=True) as conn:
+        with psycopg.connect(server, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
     request.addfinalizer(drop)
-    sep = "&" if "?" in PG_URL else "?"
-    return f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+    sep = "&" if "?" in server else "?"
+    return f"{server}{sep}options=-csearch_path%3D{schema}"
 
 
 @pytest.fixture

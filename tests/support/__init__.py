@@ -1,0 +1,1 @@
+"""Real servers the tests start themselves (no mocks of what the product ships against)."""
