@@ -8,8 +8,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from .contract.models import RegistryEvent, UnitsCancelled, UnitsIssued, UnitsRetired
-from .ledger.blocks import Block, Status
+from gateway.contract.models import RegistryEvent, UnitsCancelled, UnitsIssued, UnitsRetired
+from gateway.service.ledger.blocks import Block, Status
 
 Key = tuple[str, str, int]  # registry, project, vintage
 

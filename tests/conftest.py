@@ -10,8 +10,8 @@ import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from gateway.broker.local import LocalBroker
 from gateway.contract.keys import KeyRecord, KeyRing, public_key_bytes
+from gateway.streaming.local_broker import LocalBroker
 from tests.support.postgres import postgres_url, stop_postgres
 
 

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from gateway.contract.codec import default_codec
 from gateway.contract.message import EventSigner, SignedMessage
-from gateway.loadgen import mixed_stream as _mixed_stream
-
-from .conftest import RegistryKey
+from ops.loadgen import mixed_stream as _mixed_stream
+from tests.conftest import RegistryKey
 
 
 def mixed_stream(keys: dict[str, RegistryKey], n: int, seed: int = 7) -> list[SignedMessage]:

@@ -8,9 +8,9 @@ import signal
 import threading
 from typing import Any
 
-from ..broker.local import LocalBroker
-from ..broker.topics import Topics, ensure_topics, list_topics
-from ..config import Settings
+from gateway.config import Settings
+from gateway.streaming.local_broker import LocalBroker
+from gateway.streaming.topics import Topics, ensure_topics, list_topics
 
 
 def register(sub: Any) -> None:

@@ -4,18 +4,14 @@ international registry's interface, and an emulator of that interface."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 from typing import Any
 
 import structlog
 
-from adapters.international_registry.client import Credentials, RegistryClient
-from adapters.international_registry.consumer import InternationalAdapter
-from adapters.international_registry.emulator import Emulator, Faults, make_emulator_app
-from adapters.international_registry.store import open_international_store
-
-from ..config import Settings
-from .running import configured_topics, run_until_signalled, serve_http
+from adapters.international.emulator import Emulator, Faults
+from gateway.assembly import run_international, serve_emulator
+from gateway.cli.running import run_until_signalled
+from gateway.config import Settings
 
 log = structlog.get_logger("crg.international")
 
@@ -44,42 +40,6 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_emulator_international)
 
 
-def credentials(settings: Settings) -> Credentials:
-    token = settings.international_registry_token
-    return Credentials(
-        token=token.get_secret_value() if token else None,
-        client_cert=str(settings.international_client_cert or "") or None,
-        client_key=str(settings.international_client_key or "") or None,
-        ca_file=str(settings.international_ca_file or "") or None,
-    )
-
-
-async def run_international(
-    settings: Settings,
-    *,
-    registry_url: str | None,
-    store_url: str | None,
-    create_topics: bool,
-    stop: asyncio.Event,
-) -> None:
-    topics = await configured_topics(settings, create=create_topics)
-    store = open_international_store(store_url or settings.resolved_international_store_url)
-    url = registry_url or settings.international_registry_url
-    try:
-        async with RegistryClient(url, credentials(settings)) as client:
-            adapter = InternationalAdapter(
-                bootstrap_servers=settings.bootstrap_servers,
-                store=store,
-                topics=topics,
-                client=client,
-                idempotence=settings.kafka_idempotence,
-            )
-            log.info("international.registry", url=url)
-            await adapter.run(stop)
-    finally:
-        store.close()
-
-
 def cmd_adapter_international(args: argparse.Namespace, settings: Settings) -> int:
     return run_until_signalled(
         lambda stop: run_international(
@@ -90,15 +50,6 @@ def cmd_adapter_international(args: argparse.Namespace, settings: Settings) -> i
             stop=stop,
         )
     )
-
-
-async def serve_emulator(emulator: Emulator, host: str, port: int, stop: asyncio.Event) -> None:
-    runner = await serve_http(make_emulator_app(emulator), host, port)
-    log.info("emulator.listening", url=f"http://{host}:{port}")
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
 
 
 def cmd_emulator_international(args: argparse.Namespace, settings: Settings) -> int:

@@ -6,14 +6,16 @@ import argparse
 import base64
 import datetime as dt
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..config import Settings
-from ..contract.keys import KeyRecord, make_key_id
-from ..keystore import open_key_storage
-from ..keystore.private import generate, private_key_path, write_private_key
-from .errors import CommandError
+from gateway.cli.errors import CommandError
+from gateway.config import Settings
+from gateway.contract.errors import KeyUnknown
+from gateway.contract.keys import KeyRecord, make_key_id
+from gateway.keystore import open_key_storage
+from gateway.keystore.private import generate, private_key_path, write_private_key
 
 
 def _when(text: str | None) -> dt.datetime:
@@ -119,9 +121,6 @@ def cmd_rotate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_revoke(args: argparse.Namespace, settings: Settings) -> int:
-    from dataclasses import replace
-
-    from ..contract.errors import KeyUnknown
 
     storage = open_key_storage(settings.resolved_keys_url)
     try:

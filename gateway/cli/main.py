@@ -6,23 +6,27 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ..config import Settings
-from ..logging import configure_logging
-from . import (
-    bench,
+from gateway.cli import (
     broker,
     international,
     keys,
     national,
-    ops,
     publish,
     reconcile,
     rejected,
     replay,
     up,
 )
-from . import gateway as gateway_cmd
-from .errors import CommandError
+from gateway.cli import gateway as gateway_cmd
+from gateway.cli.errors import CommandError
+from gateway.config import Settings
+from gateway.logging import configure_logging
+
+# Optional: the tooling (benchmarks, chaos) is the checkout's ops/ package, not in the wheel.
+try:
+    from ops import cli as tooling
+except ImportError:
+    tooling = None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,14 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
         international,
         replay,
         reconcile,
-        ops,
         broker,
         keys,
         publish,
         rejected,
     ):
         module.register(sub)
-    bench.register(sub)
+    if tooling is not None:
+        tooling.register(sub)
     return parser
 
 

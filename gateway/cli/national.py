@@ -4,7 +4,6 @@ verified topic, queried, digested and exported as the AEF."""
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import datetime as dt
 import json
@@ -12,25 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from aiohttp import web
 
-from adapters.national_registry.aef import Submission, tables, write_csv, write_xlsx
-from adapters.national_registry.consumer import NationalAdapter
-from adapters.national_registry.http import (
+from adapters.national.aef import Submission, tables, write_csv, write_xlsx
+from adapters.national.http import (
     FILTERS,
     BadQuery,
     action_json,
-    make_national_app,
     query_from,
 )
-from adapters.national_registry.identifier import parse
-from adapters.national_registry.rules import Numbering
-from adapters.national_registry.store import NationalStore, open_national_store
-
-from ..config import Settings
-from ..contract.parties import is_party_code
-from .errors import CommandError
-from .running import configured_topics, run_until_signalled, serve_http
+from gateway.assembly import open_party_store, run_national
+from gateway.cli.errors import CommandError
+from gateway.cli.running import run_until_signalled
+from gateway.config import Settings
+from gateway.contract.itmo_identifier import parse
+from gateway.contract.parties import is_party_code
 
 log = structlog.get_logger("crg.national")
 
@@ -40,14 +34,6 @@ def party_code(text: str) -> str:
     if not is_party_code(code):
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 3166-1 alpha-3 Party code")
     return code
-
-
-def numbering(settings: Settings) -> Numbering:
-    return Numbering(settings.itmo_party_registries, settings.itmo_serial_offsets)
-
-
-def open_store(settings: Settings, party: str, url: str | None = None) -> NationalStore:
-    return open_national_store(url or settings.national_url(party), party, numbering(settings))
 
 
 def register_adapter(adapter: Any) -> None:
@@ -88,43 +74,6 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_itmo_aef)
 
 
-async def run_national(
-    settings: Settings,
-    party: str,
-    *,
-    store_url: str | None,
-    http: bool,
-    http_port: int | None,
-    create_topics: bool,
-    stop: asyncio.Event,
-) -> None:
-    topics = await configured_topics(settings, create=create_topics)
-    store = open_store(settings, party, store_url)
-    adapter = NationalAdapter(
-        bootstrap_servers=settings.bootstrap_servers,
-        store=store,
-        topics=topics,
-        idempotence=settings.kafka_idempotence,
-    )
-    runner: web.AppRunner | None = None
-    reader: NationalStore | None = None
-    try:
-        if http:
-            reader = open_store(settings, party, store_url)
-            port = settings.national_http_port if http_port is None else http_port
-            runner = await serve_http(make_national_app(reader), settings.http_host, port)
-            log.info(
-                "national.http", url=f"http://{settings.http_host}:{port}/v1/parties/{party}/itmos"
-            )
-        await adapter.run(stop)
-    finally:
-        if runner is not None:
-            await runner.cleanup()
-        if reader is not None:
-            reader.close()
-        store.close()
-
-
 def cmd_adapter_national(args: argparse.Namespace, settings: Settings) -> int:
     return run_until_signalled(
         lambda stop: run_national(
@@ -145,7 +94,7 @@ def cmd_itmo_list(args: argparse.Namespace, settings: Settings) -> int:
         query = query_from(params)
     except BadQuery as exc:
         raise CommandError(str(exc)) from None
-    store = open_store(settings, args.party, args.store)
+    store = open_party_store(settings, args.party, args.store)
     try:
         blocks = store.itmos(query)
     except ValueError as exc:
@@ -171,7 +120,7 @@ def cmd_itmo_show(args: argparse.Namespace, settings: Settings) -> int:
         itmo_id = parse(args.itmo_id)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
-    store = open_store(settings, args.party, args.store)
+    store = open_party_store(settings, args.party, args.store)
     try:
         history = store.history(itmo_id)
     finally:
@@ -195,7 +144,7 @@ def cmd_itmo_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_itmo_digest(args: argparse.Namespace, settings: Settings) -> int:
-    store = open_store(settings, args.party, args.store)
+    store = open_party_store(settings, args.party, args.store)
     try:
         counts = store.counts()
         print(
@@ -212,7 +161,7 @@ def cmd_itmo_aef(args: argparse.Namespace, settings: Settings) -> int:
         first, last = (int(y) for y in args.ndc_period.split("-"))
     except ValueError:
         raise CommandError("--ndc-period must look like 2021-2030") from None
-    store = open_store(settings, args.party, args.store)
+    store = open_party_store(settings, args.party, args.store)
     try:
         data = tables(
             store.actions(),

@@ -15,21 +15,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..broker.topics import Topics, ensure_topics
-from ..config import Settings
-from ..contract.codec import SingleObjectCodec
-from ..contract.errors import KeyUnknown
-from ..contract.keys import KeyRing
-from ..contract.message import EventSigner
-from ..contract.schemas import registry_event_versions
-from ..journal import PublishJournal
-from ..keystore import open_key_storage
-from ..keystore.private import load_private_key, private_key_path
-from ..publisher import Publisher, PublishReport, make_producer
-from ..sources import SourceItem
-from ..sources.jsonl import read_jsonl
-from ..sources.verra import read_verra
-from .errors import CommandError
+from gateway.cli.errors import CommandError
+from gateway.config import Settings
+from gateway.contract.codec import SingleObjectCodec
+from gateway.contract.errors import KeyUnknown
+from gateway.contract.keys import KeyRing
+from gateway.contract.message import EventSigner
+from gateway.contract.schemas import registry_event_versions
+from gateway.keystore import open_key_storage
+from gateway.keystore.private import load_private_key, private_key_path
+from gateway.publishing.journal import PublishJournal
+from gateway.publishing.publisher import Publisher, PublishReport, make_producer
+from gateway.publishing.sources import SourceItem
+from gateway.publishing.sources.jsonl import read_jsonl
+from gateway.publishing.sources.verra import read_verra
+from gateway.streaming.topics import Topics, ensure_topics
 
 FORMATS = {"jsonl": read_jsonl, "verra": read_verra}
 

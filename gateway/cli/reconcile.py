@@ -7,10 +7,14 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..config import Settings
-from ..contract.models import RegistryEvent
-from ..ledger.store import open_ledger
-from ..reconcile import (
+from adapters.national.store import Query
+from gateway.assembly import open_party_store
+from gateway.cli.errors import CommandError
+from gateway.config import Settings
+from gateway.contract.models import RegistryEvent
+from gateway.publishing.sources import Draft
+from gateway.publishing.sources.verra import read_verra
+from gateway.reconcile import (
     Difference,
     compare_totals,
     export_blocks,
@@ -18,8 +22,7 @@ from ..reconcile import (
     itmo_blocks,
     ledger_totals,
 )
-from ..sources import Draft
-from .errors import CommandError
+from gateway.service.ledger.store import open_ledger
 
 
 def register(sub: Any) -> None:
@@ -31,7 +34,6 @@ def register(sub: Any) -> None:
 
 
 def export_events(path: Path) -> list[RegistryEvent]:
-    from ..sources.verra import read_verra
 
     with path.open(encoding="utf-8-sig", newline="") as stream:
         drafts = [i for i in read_verra(stream) if isinstance(i, Draft)]
@@ -68,9 +70,7 @@ def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
         _show("serial blocks of the export", differing)
         found += len(totals) + len(differing)
     for party in args.party:
-        from .national import open_store
-
-        store = open_store(settings, party.upper())
+        store = open_party_store(settings, party.upper())
         try:
             itmos = [
                 (b.registry_id, b.series, b.unit_first, b.unit_last, b.state)
@@ -86,6 +86,5 @@ def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _all() -> Any:
-    from adapters.national_registry.store import Query
 
     return Query(limit=10**9)

@@ -10,13 +10,14 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from ..broker.topics import Topics
-from ..config import Settings
-from ..contract.codec import default_codec
-from ..contract.errors import ContractError
-from ..contract.models import RegistryEvent
-from ..ledger.store import LedgerStore, RejectedRecord, open_ledger
-from .errors import CommandError
+from adapters.international.store import open_international_store
+from gateway.cli.errors import CommandError
+from gateway.config import Settings
+from gateway.contract.codec import default_codec
+from gateway.contract.errors import ContractError
+from gateway.contract.models import RegistryEvent
+from gateway.service.ledger.store import LedgerStore, RejectedRecord, open_ledger
+from gateway.streaming.topics import Topics
 
 
 def register(sub: Any) -> None:
@@ -50,7 +51,6 @@ def register(sub: Any) -> None:
 
 
 def cmd_actions(args: argparse.Namespace, settings: Settings) -> int:
-    from adapters.international_registry.store import open_international_store
 
     store = open_international_store(args.store or settings.resolved_international_store_url)
     try:

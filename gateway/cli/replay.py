@@ -23,11 +23,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from tqdm import tqdm
 
-from ..broker.topics import Topics
-from ..config import Settings
-from ..stream.process import ConsumerProcess
-from .errors import CommandError
-from .running import run_until_signalled
+from adapters.national.consumer import consumer_group
+from gateway.assembly import consumer_of, open_kind_store
+from gateway.cli.errors import CommandError
+from gateway.cli.running import run_until_signalled
+from gateway.config import Settings
+from gateway.streaming.topics import Topics
 
 KINDS = ("gateway", "national", "international")
 
@@ -43,62 +44,13 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_replay)
 
 
-def _url(kind: str, folder: Path) -> str:
-    return f"sqlite://{(folder / f'{kind}.sqlite').resolve()}"
-
-
-def open_kind_store(kind: str, settings: Settings, party: str | None, url: str | None) -> Any:
-    """The store of consumer ``kind`` at ``url`` (default: the live one)."""
-    if kind == "gateway":
-        from ..ledger.store import open_ledger
-
-        return open_ledger(url or settings.resolved_ledger_url)
-    if kind == "national":
-        from .national import open_store
-
-        if not party:
-            raise CommandError("replay national needs --party")
-        return open_store(settings, party.upper(), url)
-    from adapters.international_registry.store import open_international_store
-
-    return open_international_store(url or settings.resolved_international_store_url)
-
-
-def open_process(kind: str, settings: Settings, store: Any) -> tuple[ConsumerProcess[Any], Any]:
-    """The consumer process of ``kind`` over ``store``, and a client to open, if any."""
+def live_group(kind: str, settings: Settings, party: str | None) -> str:
     topics = Topics(settings.topic_prefix)
-    if kind == "gateway":
-        from ..contract.codec import SingleObjectCodec
-        from ..contract.schemas import registry_event_versions
-        from ..keystore import open_key_storage
-        from ..keystore.reloading import ReloadingKeyRing
-        from ..pipeline.gateway import Gateway
+    return consumer_group(topics, party) if kind == "national" and party else topics.group(kind)
 
-        codec = SingleObjectCodec(registry_event_versions(), max_size=settings.max_message_bytes)
-        keys = ReloadingKeyRing(open_key_storage(settings.resolved_keys_url))
-        gateway = Gateway(
-            bootstrap_servers=settings.bootstrap_servers,
-            ledger=store,
-            keys=keys,
-            codec=codec,
-            topics=topics,
-        )
-        return gateway, None
-    if kind == "national":
-        from adapters.national_registry.consumer import NationalAdapter
 
-        return NationalAdapter(
-            bootstrap_servers=settings.bootstrap_servers, store=store, topics=topics
-        ), None
-    from adapters.international_registry.client import RegistryClient
-    from adapters.international_registry.consumer import InternationalAdapter
-
-    from .international import credentials
-
-    client = RegistryClient(settings.international_registry_url, credentials(settings))
-    return InternationalAdapter(
-        bootstrap_servers=settings.bootstrap_servers, store=store, topics=topics, client=client
-    ), client
+def scratch_url(kind: str, folder: Path) -> str:
+    return f"sqlite://{(folder / f'{kind}.sqlite').resolve()}"
 
 
 async def positions(
@@ -150,9 +102,19 @@ async def replay(
     into: Path | None,
     stop: asyncio.Event,
 ) -> int:
-    url = _url(f"{kind}-{party or ''}".rstrip("-"), into) if into else None
+    url = scratch_url(f"{kind}-{party or ''}".rstrip("-"), into) if into else None
+    if kind == "national" and not party:
+        raise CommandError("replay national needs --party")
     store = open_kind_store(kind, settings, party, url)
-    process, extra = open_process(kind, settings, store)
+    tag = uuid.uuid4().hex[:8]
+    process, extra = consumer_of(
+        kind,
+        settings,
+        store,
+        group_id=f"{live_group(kind, settings, party)}.replay-{tag}",  # not the live group
+        # what a scratch replay produces must not reach live subscribers
+        outputs=Topics(f"{settings.topic_prefix}.replay-{tag}") if into is not None else None,
+    )
     topic = process.topic
     moment = None
     if from_time:
@@ -173,10 +135,6 @@ async def replay(
             store.set_offsets(topic, starts)
     begin = store.offsets(topic)
     todo = sum(max(ends[p] - begin.get(p, 0), 0) for p in ends)
-    tag = uuid.uuid4().hex[:8]
-    process.group_id = f"{process.group_id}.replay-{tag}"  # not the live group
-    if into is not None:  # what a scratch replay produces must not reach live subscribers
-        process.topics = Topics(f"{settings.topic_prefix}.replay-{tag}")  # type: ignore[attr-defined]
     print(
         f"replaying {kind} over {topic}: {todo:,} messages "
         f"({'scratch store in ' + str(into) if into else 'the live store'})"

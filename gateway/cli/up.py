@@ -13,29 +13,29 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import os
+import signal
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-from ..broker.local import LocalBroker
-from ..broker.topics import Topics, ensure_topics
-from ..collector import settle_collector
-from ..config import Settings
-from ..contract.codec import default_codec
-from ..contract.models import LabelKind, UnitsIssued
-from ..keystore import open_key_storage
-from ..keystore.private import generate, private_key_path, write_private_key
-from ..reader import read_and_verify
-from ..sources import Draft
-from ..sources.story import article6_story
-from ..sources.verra import read_verra
-from .publish import active_signing_key, choose_signer, print_report, publish_items
-from .system import forget_positions
-
-REPO = Path(__file__).resolve().parents[2]
-SAMPLE_DIRS = (
-    REPO / "samples" / "registry-exports",
-    REPO.parent / "shared" / "data" / "registry-samples",
-)
+from gateway import resources
+from gateway.cli.errors import CommandError
+from gateway.cli.publish import active_signing_key, choose_signer, print_report, publish_items
+from gateway.collector import settle_collector
+from gateway.config import Settings
+from gateway.contract.codec import default_codec
+from gateway.contract.models import LabelKind, UnitsIssued
+from gateway.keystore import open_key_storage
+from gateway.keystore.private import generate, private_key_path, write_private_key
+from gateway.logging import configure_logging
+from gateway.publishing.reader import read_and_verify
+from gateway.publishing.sources import Draft
+from gateway.publishing.sources.story import article6_story
+from gateway.publishing.sources.verra import read_verra
+from gateway.streaming.local_broker import LocalBroker
+from gateway.streaming.topics import Topics, ensure_topics
+from gateway.system import System, baseline, forget_positions, summary, wait_until_through
 
 
 def register(sub: Any) -> None:
@@ -48,13 +48,13 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_up)
 
 
-def _samples(explicit: Path | None) -> Path:
-    for folder in (explicit,) if explicit else SAMPLE_DIRS:
-        if (folder / "verra" / "transactions.csv").exists():
-            return folder
-    raise FileNotFoundError(
-        "no registry samples found (looked in: " + ", ".join(str(d) for d in SAMPLE_DIRS) + ")"
-    )
+def _samples(explicit: Path | None) -> Traversable:
+    """The registry exports to feed: the folder given, else the samples packaged with the
+    product (``samples/registry-exports/``)."""
+    folder = explicit if explicit is not None else resources.samples()
+    if not (folder / "verra" / "transactions.csv").is_file():
+        raise CommandError(f"no verra/transactions.csv in {folder}")
+    return folder
 
 
 def ensure_registry_key(settings: Settings, registry: str) -> str:
@@ -70,9 +70,6 @@ def ensure_registry_key(settings: Settings, registry: str) -> str:
 
 
 def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
-    import os
-
-    from ..logging import configure_logging
 
     if "CRG_LOG_LEVEL" not in os.environ:  # the summary is the output; logs only for trouble
         configure_logging(settings.log_format, "warning")
@@ -176,7 +173,6 @@ async def follow(
 ) -> bool:
     """Run the system until everything published went all the way; then publish the
     rest of the story (a use after the transfer it needs) and follow it too."""
-    from .system import System, baseline, summary, wait_until_through
 
     system = System(settings, parties)
     since = baseline(settings, parties)
@@ -197,7 +193,6 @@ async def follow(
         if not once:
             print("\neverything keeps running; Ctrl-C stops it")
             loop = asyncio.get_running_loop()
-            import signal
 
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, system.stop.set)

@@ -13,7 +13,7 @@ from typing import Any
 
 from fastavro import schemaless_reader, schemaless_writer
 
-from .errors import (
+from gateway.contract.errors import (
     BadMarker,
     BodyInvalid,
     MessageTooLarge,
@@ -21,7 +21,7 @@ from .errors import (
     Truncated,
     UnknownFingerprint,
 )
-from .schemas import SchemaVersion, registry_event_versions
+from gateway.contract.schemas import SchemaVersion, registry_event_versions
 
 MARKER = b"\xc3\x01"
 HEADER_SIZE = len(MARKER) + 8

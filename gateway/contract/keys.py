@@ -19,14 +19,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from nacl.signing import VerifyKey
 
-from .errors import (
+from gateway.contract.errors import (
     KeyExpired,
     KeyNotThisRegistry,
     KeyNotValidYet,
     KeyRevoked,
     KeyUnknown,
 )
-from .signing import verifier, verify
+from gateway.contract.signing import verifier, verify
 
 
 def _iso(value: dt.datetime | None) -> str | None:

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from .codec import SingleObjectCodec
-from .errors import SignatureMissing
-from .keys import KeyRing
-from .models import AVRO_NAMESPACE, RegistryEvent
-from .signing import decode_signature, encode_signature, sign
+from gateway.contract.codec import SingleObjectCodec
+from gateway.contract.errors import SignatureMissing
+from gateway.contract.keys import KeyRing
+from gateway.contract.models import AVRO_NAMESPACE, RegistryEvent
+from gateway.contract.signing import decode_signature, encode_signature, sign
 
 HEADER_KEY_ID = "crg_key_id"
 HEADER_SIGNATURE = "crg_signature"

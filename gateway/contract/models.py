@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from .parties import is_party_code
+from gateway.contract.parties import is_party_code
 
 AVRO_NAMESPACE = "org.crg.registry"
 MAX_LONG = 2**63 - 1

@@ -11,22 +11,21 @@ import json
 import re
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
+from importlib.resources.abc import Traversable
 from typing import Any
 
 from fastavro.schema import fingerprint, parse_schema, to_parsing_canonical_form
+
+from gateway import resources
 
 _FILE_NAME = re.compile(r"^(?P<subject>[a-z0-9-]+)\.v(?P<version>[1-9][0-9]*)\.avsc$")
 
 REGISTRY_EVENT = "registry-event"
 
 
-def schema_dir() -> Path:
-    """The folder holding the ``.avsc`` files: packaged copy in a wheel, else the repo's."""
-    packaged = Path(__file__).with_name("avro")
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parents[2] / "schemas" / "avro"
+def schema_dir() -> Traversable:
+    """The folder holding the ``.avsc`` files (``schemas/avro/``, packaged)."""
+    return resources.schemas() / "avro"
 
 
 @dataclass(frozen=True)
@@ -35,7 +34,7 @@ class SchemaVersion:
 
     subject: str
     version: int
-    path: Path
+    path: Traversable
     raw: dict[str, Any]
     parsed: dict[str, Any]
     fingerprint: bytes  # 8 bytes, little-endian, as written after C3 01
@@ -45,7 +44,7 @@ class SchemaVersion:
         return str(to_parsing_canonical_form(self.parsed))
 
 
-def load_version(path: Path, subject: str, version: int) -> SchemaVersion:
+def load_version(path: Traversable, subject: str, version: int) -> SchemaVersion:
     raw = json.loads(path.read_text(encoding="utf-8"))
     parsed = parse_schema(raw)
     if not isinstance(parsed, dict):
@@ -55,11 +54,11 @@ def load_version(path: Path, subject: str, version: int) -> SchemaVersion:
     return SchemaVersion(subject, version, path, raw, parsed, fp)
 
 
-def load_subject(subject: str, directory: Path | None = None) -> tuple[SchemaVersion, ...]:
+def load_subject(subject: str, directory: Traversable | None = None) -> tuple[SchemaVersion, ...]:
     """All versions of ``subject``, oldest first."""
     directory = directory or schema_dir()
     found = []
-    for path in directory.glob(f"{subject}.v*.avsc"):
+    for path in directory.iterdir():
         match = _FILE_NAME.match(path.name)
         if match and match["subject"] == subject:
             found.append(load_version(path, subject, int(match["version"])))

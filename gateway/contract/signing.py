@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from nacl.exceptions import BadSignatureError
 from nacl.signing import VerifyKey
 
-from .errors import SignatureInvalid
+from gateway.contract.errors import SignatureInvalid
 
 SIGNING_DOMAIN = b"crg.registry-event.v1\x00"
 SIGNATURE_SIZE = 64

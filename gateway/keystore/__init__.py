@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Protocol
 
 from gateway.contract.keys import KeyRecord, KeyRing
+from gateway.keystore.file import FileKeyStorage
+from gateway.keystore.postgres import PostgresKeyStorage
 
 
 class KeyStorage(Protocol):
@@ -24,9 +26,6 @@ class KeyStorage(Protocol):
 def open_key_storage(url: str) -> KeyStorage:
     """``file:///path/keys.json`` or a bare path, or ``postgresql://…``."""
     if url.startswith(("postgresql://", "postgres://")):
-        from .postgres import PostgresKeyStorage
-
         return PostgresKeyStorage(url)
-    from .file import FileKeyStorage
 
     return FileKeyStorage(Path(url.removeprefix("file://")))

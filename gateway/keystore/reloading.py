@@ -6,8 +6,7 @@ from __future__ import annotations
 import time
 
 from gateway.contract.keys import KeyRing
-
-from . import KeyStorage
+from gateway.keystore import KeyStorage
 
 
 class ReloadingKeyRing:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from adapters.national_registry.store import NationalStore, open_national_store
+from adapters.national.store import NationalStore, open_national_store
 from tests.conftest import pg_schema_url
 from tests.integration.national import Opener
 

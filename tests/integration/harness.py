@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from gateway.broker.local import LocalBroker
-from gateway.broker.topics import Topics, ensure_topics
 from gateway.contract.codec import default_codec
 from gateway.contract.keys import KeyRing
 from gateway.contract.message import SignedMessage, header_value
-from gateway.ledger.store import LedgerStore
-from gateway.pipeline.gateway import Gateway
+from gateway.service.consumer import Gateway
+from gateway.service.ledger.store import LedgerStore
+from gateway.streaming.local_broker import LocalBroker
+from gateway.streaming.topics import Topics, ensure_topics
 
 
 @dataclass

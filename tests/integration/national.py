@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from adapters.national_registry.rules import itmo_effect
-from adapters.national_registry.store import NationalStore
+from adapters.national.rules import itmo_effect
+from adapters.national.store import NationalStore
 from gateway.contract.models import RegistryEvent
 from tests.factories import envelope
 from tests.unit.test_itmo_rules import GHANA_LOA, NDC_ONLY, issue, label, retire, transfer

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from adapters.national_registry.aef import SHEETS, Submission, tables, write_csv, write_xlsx
-from adapters.national_registry.store import NationalStore
+from adapters.national.aef import SHEETS, Submission, tables, write_csv, write_xlsx
+from adapters.national.store import NationalStore
 from tests.integration.national import NDC_FLOW, REVOKED, STORY, apply_all, events
 
 SUBMITTED = dt.date(2027, 3, 31)

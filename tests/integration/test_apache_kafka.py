@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from adapters.national_registry.store import open_national_store
+from adapters.national.store import open_national_store
 from gateway.contract.keys import KeyRing
-from gateway.ledger.store import open_ledger
+from gateway.service.ledger.store import open_ledger
 from tests.conftest import RegistryKey
 from tests.integration.harness import Harness, read_to_end
 from tests.integration.test_national_adapter import run_adapter, signed_stream

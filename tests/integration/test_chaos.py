@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from gateway.chaos import one_run, stream
+from ops.chaos import one_run, stream
 
 
 async def test_chaos_rounds_end_with_the_undisturbed_stores() -> None:

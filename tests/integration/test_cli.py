@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.broker.local import LocalBroker
-
-from ..factories import envelope, issued
+from gateway.streaming.local_broker import LocalBroker
+from tests.factories import envelope, issued
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "samples" / "registry-exports" / "verra" / "transactions.csv"

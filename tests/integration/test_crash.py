@@ -18,14 +18,13 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from gateway.broker.local import LocalBroker
-from gateway.broker.topics import Topics, ensure_topics
 from gateway.keystore import open_key_storage
-from gateway.ledger.store import open_ledger
-
-from ..conftest import T0, RegistryKey
-from ..streams import mixed_stream
-from .harness import read_to_end, reason_of
+from gateway.service.ledger.store import open_ledger
+from gateway.streaming.local_broker import LocalBroker
+from gateway.streaming.topics import Topics, ensure_topics
+from tests.conftest import T0, RegistryKey
+from tests.integration.harness import read_to_end, reason_of
+from tests.streams import mixed_stream
 
 pytestmark = pytest.mark.broker
 

@@ -1,4 +1,4 @@
-"""The SQL database chosen by URL: what :mod:`gateway.stream.database` adds to SQLite."""
+"""The SQL database chosen by URL: what :mod:`gateway.storage.database` adds to SQLite."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import fcntl
 import threading
 from pathlib import Path
 
-from gateway.stream.database import connect
+from gateway.storage.database import connect
 
 
 def test_sqlite_writers_queue_on_the_lock_file(tmp_path: Path) -> None:

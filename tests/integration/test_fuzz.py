@@ -12,15 +12,14 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from gateway.broker.local import LocalBroker
 from gateway.contract.keys import KeyRing
 from gateway.contract.message import HEADER_KEY_ID, HEADER_SIGNATURE, SignedMessage
 from gateway.contract.signing import encode_signature, sign
-from gateway.ledger.store import open_ledger
-
-from ..conftest import T0, RegistryKey
-from ..streams import mixed_stream
-from .harness import Harness
+from gateway.service.ledger.store import open_ledger
+from gateway.streaming.local_broker import LocalBroker
+from tests.conftest import T0, RegistryKey
+from tests.integration.harness import Harness
+from tests.streams import mixed_stream
 
 pytestmark = pytest.mark.broker
 COUNT = int(os.environ.get("CRG_FUZZ_MESSAGES", "100000"))

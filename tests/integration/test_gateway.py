@@ -13,20 +13,27 @@ from typing import Any
 
 import pytest
 
-from gateway.broker.local import LocalBroker
 from gateway.contract.codec import MARKER, default_codec
 from gateway.contract.keys import KeyRing
 from gateway.contract.message import HEADER_KEY_ID, HEADER_SIGNATURE, EventSigner, SignedMessage
 from gateway.contract.models import RegistryEvent
+from gateway.contract.reasons import Reason
 from gateway.contract.signing import encode_signature, sign
-from gateway.ledger.reasons import Reason
-from gateway.ledger.store import open_ledger
-from gateway.loadgen import T0 as STREAM_T0
-from gateway.loadgen import registry_stream
-
-from ..conftest import RegistryKey
-from ..factories import block, envelope, issued, label_applied, label_revoked, retired, transferred
-from .harness import Harness, reason_of
+from gateway.service.ledger.store import open_ledger
+from gateway.streaming.local_broker import LocalBroker
+from ops.loadgen import T0 as STREAM_T0
+from ops.loadgen import registry_stream
+from tests.conftest import RegistryKey
+from tests.factories import (
+    block,
+    envelope,
+    issued,
+    label_applied,
+    label_revoked,
+    retired,
+    transferred,
+)
+from tests.integration.harness import Harness, reason_of
 
 pytestmark = pytest.mark.broker
 CODEC = default_codec()

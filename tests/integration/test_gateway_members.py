@@ -18,13 +18,19 @@ from pathlib import Path
 
 import pytest
 
-from gateway.broker.local import LocalBroker, free_port
-from gateway.broker.topics import Topics
-from gateway.members import Members, MembersFailed
-from gateway.processes import descendants
-
-from ..streams import mixed_stream
-from .test_crash import outcome, prepare, progress, publish, run_to_end, two_registries
+from gateway.service.members import Members, MembersFailed
+from gateway.streaming.local_broker import LocalBroker, free_port
+from gateway.streaming.topics import Topics
+from ops.processes import descendants
+from tests.integration.test_crash import (
+    outcome,
+    prepare,
+    progress,
+    publish,
+    run_to_end,
+    two_registries,
+)
+from tests.streams import mixed_stream
 
 pytestmark = pytest.mark.broker
 

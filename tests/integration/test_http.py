@@ -14,18 +14,17 @@ from aiokafka import AIOKafkaProducer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.broker.local import LocalBroker
-from gateway.broker.topics import Topics
 from gateway.contract.codec import default_codec
 from gateway.contract.keys import KeyRing
 from gateway.contract.message import HEADER_SIGNATURE, EventSigner
 from gateway.contract.models import RegistryEvent
-from gateway.http.app import make_app
-from gateway.ledger.store import open_ledger
-
-from ..conftest import RegistryKey
-from ..factories import envelope, issued
-from .harness import Harness
+from gateway.service.http.app import make_app
+from gateway.service.ledger.store import open_ledger
+from gateway.streaming.local_broker import LocalBroker
+from gateway.streaming.topics import Topics
+from tests.conftest import RegistryKey
+from tests.factories import envelope, issued
+from tests.integration.harness import Harness
 
 pytestmark = pytest.mark.broker
 CODEC = default_codec()
@@ -36,7 +35,7 @@ KEY = RegistryKey("verra")
 async def server(broker: LocalBroker, tmp_path: Path) -> AsyncIterator[tuple[str, Harness]]:
     ledger = open_ledger(f"sqlite://{tmp_path / 'l.sqlite'}")
     harness = Harness(broker, ledger, KeyRing([KEY.record]))
-    from gateway.broker.topics import ensure_topics
+    from gateway.streaming.topics import ensure_topics
 
     await ensure_topics(broker.bootstrap_servers, harness.topics.all(), 2)
     producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")

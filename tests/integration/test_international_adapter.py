@@ -22,18 +22,18 @@ import pytest
 from aiohttp.test_utils import TestServer
 from aiokafka import AIOKafkaProducer
 
-from adapters.international_registry.client import Credentials, RegistryClient
-from adapters.international_registry.consumer import InternationalAdapter
-from adapters.international_registry.emulator import Emulator, Faults, make_emulator_app
-from adapters.international_registry.holdings import Refused, Registry
-from adapters.international_registry.loadgen import action_stream
-from adapters.international_registry.resilience import Backoff, CircuitBreaker
-from adapters.international_registry.store import open_international_store
-from adapters.national_registry.actions import ItmoAction
-from adapters.national_registry.message import action_headers, decode_action, encode_action
-from gateway.broker.local import LocalBroker
-from gateway.broker.topics import Topics, ensure_topics
+from adapters.international.client import Credentials, RegistryClient
+from adapters.international.consumer import InternationalAdapter
+from adapters.international.emulator import Emulator, Faults, make_emulator_app
+from adapters.international.emulator.holdings import Refused, Registry
+from adapters.international.resilience import Backoff, CircuitBreaker
+from adapters.international.store import open_international_store
 from gateway.cli.main import main as crg
+from gateway.contract.itmo import ItmoAction
+from gateway.contract.itmo_message import action_headers, decode_action, encode_action
+from gateway.streaming.local_broker import LocalBroker
+from gateway.streaming.topics import Topics, ensure_topics
+from ops.loadgen_itmo import action_stream
 from tests.integration.harness import read_to_end
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,17 +13,17 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from adapters.international_registry.client import (
+from adapters.international.client import (
+    PATHS,
     Credentials,
     Outcome,
     RegistryClient,
     Retryable,
     request_body,
 )
-from adapters.international_registry.emulator import OPENAPI, Emulator, Faults, make_emulator_app
-from adapters.international_registry.holdings import PATHS
-from adapters.international_registry.loadgen import action_stream
-from adapters.national_registry.actions import ActionType
+from adapters.international.emulator import OPENAPI, Emulator, Faults, make_emulator_app
+from gateway.contract.itmo import ActionType
+from ops.loadgen_itmo import action_stream
 
 DOC = json.loads(OPENAPI.read_text(encoding="utf-8"))
 TYPES = {"string": str, "integer": int, "null": type(None), "object": dict, "array": list}

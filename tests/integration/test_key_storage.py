@@ -12,8 +12,7 @@ import pytest
 
 from gateway.keystore import KeyStorage, open_key_storage
 from gateway.keystore.private import generate, load_private_key, write_private_key
-
-from ..conftest import T0, RegistryKey
+from tests.conftest import T0, RegistryKey
 
 
 @pytest.fixture(params=["file", "postgresql"])

@@ -13,13 +13,13 @@ from gateway.contract.codec import default_codec
 from gateway.contract.keys import KeyRecord, KeyRing, make_key_id, public_key_bytes
 from gateway.contract.message import EventSigner, verify_and_decode
 from gateway.contract.models import RegistryEvent
-from gateway.ledger.blocks import Block, Status
-from gateway.ledger.rules import Change
-from gateway.ledger.sequences import Mark
-from gateway.ledger.store import LedgerStore, open_ledger
-from gateway.loadgen import T0, mixed_stream
-from gateway.pipeline.verdict import judge_authentic, read_ahead
-from gateway.stream.process import Incoming
+from gateway.service.ledger.blocks import Block, Status
+from gateway.service.ledger.rules import Change
+from gateway.service.ledger.sequences import Mark
+from gateway.service.ledger.store import LedgerStore, open_ledger
+from gateway.service.verdict import judge_authentic, read_ahead
+from gateway.streaming.process import Incoming
+from ops.loadgen import T0, mixed_stream
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -7,8 +7,8 @@ import socket
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from gateway.broker.local import LocalBroker
-from gateway.broker.topics import ensure_topics
+from gateway.streaming.local_broker import LocalBroker
+from gateway.streaming.topics import ensure_topics
 
 
 def test_refuses_non_loopback_addresses() -> None:
@@ -55,7 +55,7 @@ async def test_produce_all_partitions_like_send_and_keeps_order(broker: LocalBro
     spreads keyless messages; every message arrives once, headers intact."""
     from dataclasses import dataclass
 
-    from gateway.broker.produce import produce_all
+    from gateway.streaming.produce import produce_all
 
     @dataclass
     class Msg:

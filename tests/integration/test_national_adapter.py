@@ -12,15 +12,15 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from adapters.national_registry.consumer import NationalAdapter
-from adapters.national_registry.message import decode_action
-from adapters.national_registry.store import NationalStore
-from gateway.broker.local import LocalBroker
+from adapters.national.consumer import NationalAdapter
+from adapters.national.store import NationalStore
 from gateway.contract.codec import default_codec
+from gateway.contract.itmo_message import decode_action
 from gateway.contract.keys import KeyRing
 from gateway.contract.message import EventSigner
 from gateway.contract.models import RegistryEvent
-from gateway.ledger.store import open_ledger
+from gateway.service.ledger.store import open_ledger
+from gateway.streaming.local_broker import LocalBroker
 from tests.conftest import RegistryKey
 from tests.integration.harness import Harness, read_to_end
 from tests.integration.national import NDC_FLOW, REVOKED, STORY, Opener, events

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from adapters.national_registry.http import make_national_app
-from adapters.national_registry.store import NationalStore, open_national_store
-from gateway.broker.local import LocalBroker, free_port
+from adapters.national.http import make_national_app
+from adapters.national.store import NationalStore, open_national_store
 from gateway.cli.main import main as crg
+from gateway.streaming.local_broker import LocalBroker, free_port
 from tests.integration.national import STORY, apply_all, events
 
 

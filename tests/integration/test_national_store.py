@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from adapters.national_registry.identifier import parse
-from adapters.national_registry.memory import MemoryUnits
-from adapters.national_registry.rules import Numbering, itmo_effect
-from adapters.national_registry.store import NationalStore, Query
+from adapters.national.memory import MemoryUnits
+from adapters.national.rules import Numbering, itmo_effect
+from adapters.national.store import NationalStore, Query
+from gateway.contract.itmo_identifier import parse
 from gateway.contract.models import RegistryEvent
 from tests.integration.national import STORY, Opener, apply_all, events
 from tests.unit.test_itmo_rules import NDC_ONLY, issue, transfer
@@ -167,8 +167,8 @@ def test_units_read_ahead_and_changed_in_memory_match_the_rules_view(
     written at commit: the ledger must be the one the rules' in-memory view gives, and
     the one applying each event in a transaction of its own gives — over a stream that
     labels, splits, moves and uses the same units several times within one batch."""
-    from adapters.national_registry.bench import accepted_stream
     from gateway.contract.codec import default_codec
+    from ops.bench_national import accepted_stream
 
     codec = default_codec()
     stream = [RegistryEvent.from_avro(codec.decode(m.value)) for m in accepted_stream(1500)]

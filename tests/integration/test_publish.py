@@ -11,19 +11,18 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from gateway.broker.local import LocalBroker
-from gateway.broker.topics import ensure_topics, list_topics
 from gateway.contract.codec import default_codec
 from gateway.contract.keys import KeyRing
 from gateway.contract.message import EventSigner
-from gateway.journal import PublishJournal
-from gateway.publisher import Publisher, make_producer
-from gateway.reader import read_and_verify
-from gateway.sources.jsonl import read_jsonl
-from gateway.sources.verra import read_verra
-
-from ..conftest import RegistryKey
-from ..factories import envelope, issued, retired
+from gateway.publishing.journal import PublishJournal
+from gateway.publishing.publisher import Publisher, make_producer
+from gateway.publishing.reader import read_and_verify
+from gateway.publishing.sources.jsonl import read_jsonl
+from gateway.publishing.sources.verra import read_verra
+from gateway.streaming.local_broker import LocalBroker
+from gateway.streaming.topics import ensure_topics, list_topics
+from tests.conftest import RegistryKey
+from tests.factories import envelope, issued, retired
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "registry-exports" / "verra"
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from adapters.national_registry.store import open_national_store
+from adapters.national.store import open_national_store
 from gateway.cli.main import main as crg
 from gateway.cli.reconcile import export_events
-from gateway.ledger.rules import Change, decide
-from gateway.ledger.store import LedgerStore, open_ledger
+from gateway.service.ledger.rules import Change, decide
+from gateway.service.ledger.store import LedgerStore, open_ledger
 from tests.integration.national import STORY, apply_all, events
 
 SAMPLE = (

@@ -10,16 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from gateway.broker.local import LocalBroker
 from gateway.contract.codec import default_codec
 from gateway.contract.keys import KeyRing
 from gateway.contract.message import EventSigner
 from gateway.contract.models import RegistryEvent
-from gateway.ledger.store import open_ledger
-
-from ..conftest import RegistryKey
-from ..factories import envelope, issued
-from .harness import Harness
+from gateway.service.ledger.store import open_ledger
+from gateway.streaming.local_broker import LocalBroker
+from tests.conftest import RegistryKey
+from tests.factories import envelope, issued
+from tests.integration.harness import Harness
 
 pytestmark = pytest.mark.broker
 REPO = Path(__file__).resolve().parents[2]

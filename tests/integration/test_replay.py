@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from adapters.national_registry.store import open_national_store
-from gateway.broker.local import LocalBroker
-from gateway.broker.topics import Topics
+from adapters.national.store import open_national_store
 from gateway.contract.keys import KeyRing
 from gateway.keystore import open_key_storage
-from gateway.ledger.store import open_ledger
+from gateway.service.ledger.store import open_ledger
+from gateway.streaming.local_broker import LocalBroker
+from gateway.streaming.topics import Topics
 from tests.conftest import RegistryKey
 from tests.integration.harness import Harness, read_to_end
 from tests.integration.test_cli import crg

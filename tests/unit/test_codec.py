@@ -23,8 +23,7 @@ from gateway.contract.errors import (
 )
 from gateway.contract.models import RegistryEvent
 from gateway.contract.schemas import load_version, registry_event_versions
-
-from ..factories import ALL_PAYLOADS, envelope, event, registry_events
+from tests.factories import ALL_PAYLOADS, envelope, event, registry_events
 
 CODEC = default_codec()
 

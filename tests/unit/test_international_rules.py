@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from adapters.international_registry.holdings import Refused, Registry
-from adapters.international_registry.resilience import Backoff, BreakerState, CircuitBreaker
+from adapters.international.emulator.holdings import Refused, Registry
+from adapters.international.resilience import Backoff, BreakerState, CircuitBreaker
 
 
 def body(lo: int, hi: int, **more: object) -> dict[str, object]:

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from adapters.national_registry.actions import ItmoAction
-from adapters.national_registry.identifier import parse
-from adapters.national_registry.memory import MemoryUnits
-from adapters.national_registry.rules import Numbering, itmo_effect
-from adapters.national_registry.units import ItmoState
+from adapters.national.memory import MemoryUnits
+from adapters.national.rules import Numbering, itmo_effect
+from adapters.national.units import ItmoState
+from gateway.contract.itmo import ItmoAction
+from gateway.contract.itmo_identifier import parse
 from gateway.contract.models import EVENT_TYPES, RegistryEvent
 from tests.factories import block, envelope
 
@@ -479,9 +479,9 @@ def test_units_asked_names_everything_the_rules_ask_about() -> None:
     prediction wider than needed reads for nothing. Over a realistic accepted stream
     and a revocation story, every range asked lies within the event's prediction, and
     each predicted kind of question is asked by some event."""
-    from adapters.national_registry.bench import accepted_stream
-    from adapters.national_registry.rules import units_asked
+    from adapters.national.rules import units_asked
     from gateway.contract.codec import default_codec
+    from ops.bench_national import accepted_stream
 
     codec = default_codec()
     stream = [RegistryEvent.from_avro(codec.decode(m.value)) for m in accepted_stream(1500)]

@@ -7,8 +7,8 @@ import datetime as dt
 import json
 from typing import Any
 
+from gateway.contract.labels import label_json
 from gateway.contract.models import Label
-from gateway.ledger.blocks import label_json
 
 A6: dict[str, Any] = {
     "kind": "ARTICLE6_AUTHORIZATION",

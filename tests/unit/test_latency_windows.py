@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 
-from gateway.bench_e2e import p99_by_window
+from ops.bench_e2e import p99_by_window
 
 
 def test_each_window_holds_the_events_sent_in_it() -> None:
@@ -37,7 +37,7 @@ def test_no_events_no_windows() -> None:
 def test_the_report_says_when_the_replay_could_not_be_timed() -> None:
     """A replay whose events all came in its first batch (timed from that batch's end)
     has no rate: the report says so instead of dividing by almost nothing."""
-    from gateway.bench_e2e import Figures, report
+    from ops.bench_e2e import Figures, report
 
     timed = Figures(events=200_000, store="sqlite", bare_rate=30_000.0, first_adapter_rate=6_000.0)
     timed.replay_rate = 9_000.0

@@ -8,13 +8,20 @@ from typing import Any
 import pytest
 
 from gateway.contract.models import RegistryEvent
-from gateway.ledger.blocks import Status
-from gateway.ledger.memory import MemoryLedger
-from gateway.ledger.reasons import Reason
-from gateway.ledger.rules import Change, Rejection, decide
-
-from ..factories import block, cancelled, envelope, issued, label_applied, label_revoked, retired
-from ..factories import transferred as transfer
+from gateway.contract.reasons import Reason
+from gateway.service.ledger.blocks import Status
+from gateway.service.ledger.memory import MemoryLedger
+from gateway.service.ledger.rules import Change, Rejection, decide
+from tests.factories import (
+    block,
+    cancelled,
+    envelope,
+    issued,
+    label_applied,
+    label_revoked,
+    retired,
+)
+from tests.factories import transferred as transfer
 
 A6 = {
     "kind": "ARTICLE6_AUTHORIZATION",

@@ -8,9 +8,9 @@ from collections import Counter
 from gateway.contract.codec import default_codec
 from gateway.contract.message import EventSigner
 from gateway.contract.models import RegistryEvent
-from gateway.ledger.memory import MemoryLedger
-from gateway.ledger.rules import Change, decide
-from gateway.loadgen import mixed_stream, registry_stream
+from gateway.service.ledger.memory import MemoryLedger
+from gateway.service.ledger.rules import Change, decide
+from ops.loadgen import mixed_stream, registry_stream
 from tests.conftest import RegistryKey
 
 

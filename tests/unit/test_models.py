@@ -11,8 +11,7 @@ from pydantic import ValidationError
 
 from gateway.contract.codec import default_codec
 from gateway.contract.models import RegistryEvent
-
-from ..factories import (
+from tests.factories import (
     block,
     cancelled,
     envelope,

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from gateway.contract import errors
-from gateway.ledger.reasons import Reason
+from gateway.contract.reasons import Reason
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "reason-codes.md"
 

@@ -11,12 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.contract.models import RegistryEvent
-from gateway.ledger.sequences import Mark, merge, missing, watermark
-from gateway.ledger.store import open_ledger
-from gateway.pipeline.verdict import SequencesRead, sequence_gap_alerts
-from gateway.stream.process import Incoming
-
-from ..factories import envelope, retired
+from gateway.service.ledger.sequences import Mark, merge, missing, watermark
+from gateway.service.ledger.store import open_ledger
+from gateway.service.verdict import SequencesRead, sequence_gap_alerts
+from gateway.streaming.process import Incoming
+from tests.factories import envelope, retired
 
 T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 

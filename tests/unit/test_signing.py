@@ -27,9 +27,8 @@ from gateway.contract.message import (
     verify_and_decode,
 )
 from gateway.contract.signing import SIGNING_DOMAIN, encode_signature
-
-from ..conftest import T0, RegistryKey
-from ..factories import event
+from tests.conftest import T0, RegistryKey
+from tests.factories import event
 
 CODEC = default_codec()
 
@@ -159,7 +158,7 @@ def test_cloudevents_headers_and_key(verra_key: RegistryKey) -> None:
 
 
 def test_same_units_same_key_whatever_the_event_type(verra_key: RegistryKey) -> None:
-    from ..factories import retired
+    from tests.factories import retired
 
     a = signed(verra_key)
     b = signed(verra_key, payload=retired(), event_id="evt-2", sequence=2)

@@ -7,9 +7,9 @@ from collections import Counter
 from pathlib import Path
 
 from gateway.contract.models import RegistryEvent
-from gateway.sources import Draft, Problem, SourceItem
-from gateway.sources.jsonl import read_jsonl
-from gateway.sources.verra import read_verra
+from gateway.publishing.sources import Draft, Problem, SourceItem
+from gateway.publishing.sources.jsonl import read_jsonl
+from gateway.publishing.sources.verra import read_verra
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "registry-exports" / "verra"
 

@@ -1,8 +1,8 @@
-"""Set-wise queries' VALUES runs (``gateway.stream.database.chunks``)."""
+"""Set-wise queries' VALUES runs (``gateway.storage.database.chunks``)."""
 
 from __future__ import annotations
 
-from gateway.stream.database import VALUES_CHUNK, chunks
+from gateway.storage.database import VALUES_CHUNK, chunks
 
 
 def test_runs_keep_every_item_in_order_and_pad_with_the_filler() -> None:

@@ -1,0 +1,139 @@
+"""The international-registry adapter's store: the registry's final answer to each
+action (the tracking record), the consumed offsets and the outbox of refused actions,
+in one transaction per batch. SQLite (default) or PostgreSQL, chosen by URL."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from adapters.international.client import Outcome
+from gateway.storage.database import Database, connect
+from gateway.storage.outbox import ddl as outbox_ddl
+from gateway.storage.tracking import TransactionalStore
+
+_TABLES = """
+CREATE TABLE IF NOT EXISTS submitted_actions (
+    action_id   TEXT PRIMARY KEY,
+    party       TEXT NOT NULL,
+    action_type TEXT NOT NULL,
+    outcome     TEXT NOT NULL,
+    status      INTEGER NOT NULL,
+    answer      TEXT NOT NULL,
+    attempts    INTEGER NOT NULL,
+    source      TEXT NOT NULL,
+    recorded_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS submitted_actions_outcome ON submitted_actions (outcome, party);
+"""
+
+
+@dataclass(frozen=True)
+class Submitted:
+    action_id: str
+    party: str
+    action_type: str
+    outcome: str
+    status: int
+    answer: dict[str, Any]
+    attempts: int
+    source: str
+    recorded_at: str
+
+
+class InternationalStore(TransactionalStore):
+    def known(self, action_ids: Sequence[str]) -> set[str]:
+        """Which of these actions already have a final answer."""
+        found: set[str] = set()
+        ids = list(dict.fromkeys(action_ids))
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            rows = self.db.execute(
+                "SELECT action_id FROM submitted_actions WHERE action_id IN"
+                f" ({', '.join('?' * len(chunk))})",
+                chunk,
+            ).fetchall()
+            found.update(str(r[0]) for r in rows)
+        return found
+
+    def record(
+        self,
+        action_id: str,
+        party: str,
+        action_type: str,
+        outcome: Outcome,
+        attempts: int,
+        source: str,
+    ) -> None:
+        self._require_transaction("record")
+        now = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+        self.db.execute(
+            "INSERT INTO submitted_actions (action_id, party, action_type, outcome, status,"
+            " answer, attempts, source, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                action_id,
+                party,
+                action_type,
+                outcome.outcome,
+                outcome.status,
+                json.dumps(outcome.answer, sort_keys=True),
+                attempts,
+                source,
+                now,
+            ),
+        )
+
+    def submitted(
+        self, *, outcome: str | None = None, party: str | None = None, limit: int = 100
+    ) -> list[Submitted]:
+        clauses, params = [], []
+        for column, value in (("outcome", outcome), ("party", party)):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
+        where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
+        rows = self.db.execute(
+            "SELECT action_id, party, action_type, outcome, status, answer, attempts, source,"
+            f" recorded_at FROM submitted_actions {where} ORDER BY recorded_at, action_id"
+            " LIMIT ?",
+            (*params, limit),
+        ).fetchall()
+        return [
+            Submitted(r[0], r[1], r[2], r[3], int(r[4]), json.loads(r[5]), int(r[6]), r[7], r[8])
+            for r in rows
+        ]
+
+    def records(self) -> list[tuple[Any, ...]]:
+        """Each action's final answer, by action id (the time recorded left out)."""
+        rows = self.db.execute(
+            "SELECT action_id, party, action_type, outcome, status, answer FROM"
+            " submitted_actions ORDER BY action_id"
+        ).fetchall()
+        return [tuple(r) for r in rows]
+
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        for r in self.records():
+            h.update(json.dumps(list(r), separators=(",", ":")).encode() + b"\n")
+        return h.hexdigest()
+
+    def counts(self) -> dict[str, int]:
+        rows: Iterable[Any] = self.db.execute(
+            "SELECT outcome, count(*) FROM submitted_actions GROUP BY outcome"
+        ).fetchall()
+        return {str(o): int(n) for o, n in rows}
+
+
+def open_international_store(url: str) -> InternationalStore:
+    return InternationalStore(
+        connect(
+            url, sqlite_ddl=_TABLES + outbox_ddl("BLOB"), postgres_ddl=_TABLES + outbox_ddl("BYTEA")
+        )
+    )
+
+
+__all__ = ["Database", "InternationalStore", "Submitted", "open_international_store"]

@@ -1,1 +1,0 @@
-"""Kafka plumbing: the local broker, topic names and set-up, producers."""

@@ -1,1 +1,0 @@
-"""The gateway pipeline: judge each raw event, record the verdict, route it."""

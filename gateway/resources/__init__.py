@@ -1,0 +1,20 @@
+"""Files the product reads at run time, packaged with it and read with
+:mod:`importlib.resources`: the interface documents of ``schemas/`` (Avro schemas,
+OpenAPI documents) and the registry exports of ``samples/`` that ``crg up`` feeds.
+In a checkout these are links to the repository's ``schemas/`` and ``samples/``."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from importlib.resources.abc import Traversable
+
+
+def schemas() -> Traversable:
+    """``schemas/``: ``avro/`` (every registry-event and ITMO-action schema version) and
+    ``openapi/`` (every HTTP interface the product serves or calls)."""
+    return files(__name__) / "schemas"
+
+
+def samples() -> Traversable:
+    """``samples/registry-exports/``: real public registry exports, with their terms."""
+    return files(__name__) / "samples" / "registry-exports"

@@ -1,0 +1,269 @@
+"""The whole system in one event loop, for ``crg up``: the gateway with HTTP ingest, a
+national-registry adapter per configured Party (with its query API), the
+international-registry emulator and adapter — all on 127.0.0.1, SQLite in the data
+directory — and a watcher that says when everything published has gone all the way."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from adapters.international.emulator import Emulator
+from adapters.international.store import InternationalStore, open_international_store
+from adapters.national.store import NationalStore
+from gateway.assembly import (
+    open_party_store,
+    run_gateway,
+    run_international,
+    run_national,
+    serve_emulator,
+)
+from gateway.config import Settings
+from gateway.service.ledger.store import LedgerStore, open_ledger
+from gateway.storage.tracking import TransactionalStore
+from gateway.streaming.local_broker import free_port
+from gateway.streaming.topics import Topics
+
+
+@dataclass
+class System:
+    settings: Settings
+    parties: list[str]
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    emulator: Emulator = field(default_factory=Emulator)
+    ports: dict[str, int] = field(default_factory=dict)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def topics(self) -> Topics:
+        return Topics(self.settings.topic_prefix)
+
+    def urls(self) -> list[str]:
+        host = "http://127.0.0.1"
+        gw, em = self.ports["gateway"], self.ports["emulator"]
+        lines = [
+            f"gateway        {host}:{gw}/v1/events  /healthz  /readyz  /metrics  /openapi.json",
+            *(
+                f"national {p}    {host}:{self.ports[p]}/v1/parties/{p}/itmos  /openapi.json"
+                for p in self.parties
+            ),
+            f"international  {host}:{em}/v1/parties/GHA/holdings  /v1/state  /openapi.json"
+            " (the emulator)",
+        ]
+        return lines
+
+    async def start(self) -> None:
+        s = self.settings
+        self.ports = {"gateway": free_port(), "emulator": free_port()}
+        self.ports.update({p: free_port() for p in self.parties})
+        registry_url = f"http://127.0.0.1:{self.ports['emulator']}"
+        runs: list[Callable[[], Awaitable[None]]] = [
+            lambda: serve_emulator(self.emulator, "127.0.0.1", self.ports["emulator"], self.stop),
+            lambda: run_gateway(
+                s, http=True, http_port=self.ports["gateway"], create_topics=False, stop=self.stop
+            ),
+            *(
+                (
+                    lambda p=p: run_national(
+                        s,
+                        p,
+                        store_url=None,
+                        http=True,
+                        http_port=self.ports[p],
+                        create_topics=False,
+                        stop=self.stop,
+                    )
+                )
+                for p in self.parties
+            ),
+            lambda: run_international(
+                s, registry_url=registry_url, store_url=None, create_topics=False, stop=self.stop
+            ),
+        ]
+        self.tasks = [asyncio.create_task(run()) for run in runs]
+
+    def check(self) -> None:
+        """Raise what stopped a component, if one stopped."""
+        for task in self.tasks:
+            if task.done():
+                task.result()
+                raise RuntimeError("a component stopped on its own")
+
+    async def close(self) -> None:
+        self.stop.set()
+        results = await asyncio.gather(*self.tasks, return_exceptions=True)
+        problems = [r for r in results if isinstance(r, BaseException)]
+        if problems:
+            raise problems[0]
+
+
+def forget_positions(settings: Settings, parties: list[str]) -> None:
+    """The embedded broker keeps nothing across runs: its topics start empty again, so
+    offsets stored against the previous run's topics mean nothing. The stores keep all
+    they recorded; their tracking records make the replayed feed change nothing."""
+    topics = Topics(settings.topic_prefix)
+    stores: list[tuple[TransactionalStore, str]] = [
+        (open_ledger(settings.resolved_ledger_url), topics.raw),
+        *((open_party_store(settings, p), topics.verified) for p in parties),
+        (open_international_store(settings.resolved_international_store_url), topics.itmo_actions),
+    ]
+    for store, topic in stores:
+        try:
+            store.forget_offsets(topic)
+        finally:
+            store.close()
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """What the stores held before this run published anything."""
+
+    accepted: int
+    actions: dict[str, int]
+
+
+def baseline(s: Settings, parties: list[str]) -> Baseline:
+    ledger = open_ledger(s.resolved_ledger_url)
+    try:
+        accepted = ledger.accepted_count()
+    finally:
+        ledger.close()
+    actions = {}
+    for party in parties:
+        store = open_party_store(s, party)
+        try:
+            actions[party] = store.counts()["actions"]
+        finally:
+            store.close()
+    return Baseline(accepted, actions)
+
+
+async def wait_until_through(
+    s: Settings,
+    parties: list[str],
+    published: int,
+    since: Baseline,
+    within: float = 180,
+    check: Callable[[], None] = lambda: None,
+) -> dict[str, int]:
+    """Until the gateway judged ``published`` events, each national adapter read as many
+    verified messages as the gateway accepted since ``since``, and the international
+    adapter as many actions as the national adapters recorded since then. (Counted from
+    the stores: tansu's end offsets can lag behind batched writes.) ``check`` raises if
+    a component stopped."""
+    topics = Topics(s.topic_prefix)
+    ledger = open_ledger(s.resolved_ledger_url)
+    nationals = {p: open_party_store(s, p) for p in parties}
+    international = open_international_store(s.resolved_international_store_url)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+
+    def offsets(store: TransactionalStore, topic: str) -> int:
+        return sum(store.offsets(topic).values())
+
+    try:
+        while True:
+            check()
+            judged = await asyncio.to_thread(offsets, ledger, topics.raw)
+            verified = await asyncio.to_thread(ledger.accepted_count) - since.accepted
+            read = {
+                p: await asyncio.to_thread(offsets, n, topics.verified)
+                for p, n in nationals.items()
+            }
+            actions = sum(
+                [
+                    (await asyncio.to_thread(n.counts))["actions"] - since.actions.get(p, 0)
+                    for p, n in nationals.items()
+                ]
+            )
+            sent = await asyncio.to_thread(offsets, international, topics.itmo_actions)
+            progress = {
+                "judged": judged,
+                "verified": verified,
+                "actions": actions,
+                "answered": sent,
+                **{f"read {p}": r for p, r in read.items()},
+            }
+            if (
+                judged >= published
+                and all(r >= verified for r in read.values())
+                and (sent >= actions)
+            ):
+                return progress
+            if loop.time() > deadline:
+                raise TimeoutError(f"not through after {within:.0f} s: {progress}")
+            await asyncio.sleep(0.5)
+    finally:
+        ledger.close()
+        international.close()
+        for n in nationals.values():
+            n.close()
+
+
+def summary(system: System) -> list[str]:
+    """What happened, from the stores (all runs together)."""
+    s = system.settings
+    out: list[str] = []
+    ledger: LedgerStore = open_ledger(s.resolved_ledger_url)
+    try:
+        reasons = Counter(r.reason for r in ledger.rejected(limit=10**6, include_reprocessed=True))
+        blocks = ledger.blocks()
+        out.append(
+            f"gateway ledger: {ledger.accepted_count()} events accepted, "
+            f"{sum(reasons.values())} rejected"
+            + (
+                " (" + ", ".join(f"{k} {v}" for k, v in sorted(reasons.items())) + ")"
+                if reasons
+                else ""
+            )
+        )
+        out.append(
+            f"  {len(blocks)} unit blocks: "
+            f"{sum(b.size for b in blocks if b.status.value == 'active'):,} units active, "
+            f"{sum(b.size for b in blocks if b.status.value == 'retired'):,} retired; "
+            f"digest {ledger.digest()[:16]}"
+        )
+    finally:
+        ledger.close()
+    for party in system.parties:
+        store: NationalStore = open_party_store(s, party)
+        try:
+            actions = store.actions()
+            kinds = Counter(a.action_type.value for a in actions)
+            out.append(
+                f"ITMO ledger of {party}: {len(actions)} actions"
+                + (
+                    " (" + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())) + ")"
+                    if kinds
+                    else ""
+                )
+                + f"; digest {store.digest()[:16]}"
+            )
+            for a in actions:
+                if a.ca_party:
+                    out.append(
+                        f"  corresponding adjustment: {a.ca_party} {a.ca_sign} "
+                        f"{a.quantity:,} for {a.ca_year} ({a.action_type.value} "
+                        f"{a.first_id}…)"
+                    )
+            held = sum(h.quantity for h in store.holdings())
+            out.append(f"  holds {held:,} ITMOs")
+        finally:
+            store.close()
+    international: InternationalStore = open_international_store(s.resolved_international_store_url)
+    try:
+        counts = international.counts()
+        out.append(
+            "international registry adapter: "
+            + ", ".join(f"{v} {k}" for k, v in sorted(counts.items()))
+            if counts
+            else "international registry adapter: no actions"
+        )
+    finally:
+        international.close()
+    state = system.emulator.registry.state()
+    for party, holdings in state["holdings"].items():
+        out.append(f"  emulator holds for {party}: {sum(h['quantity'] for h in holdings):,} ITMOs")
+    return out

@@ -1,0 +1,187 @@
+"""``crg bench national``: events/s applied to a Party's ITMO ledger, next to the same
+store's bare write rate in the same run.
+
+Three figures on the same accepted events (a realistic mix: issuances, Article 6 labels
+with first transfer at authorization, part transfers to Switzerland, CORSIA retirements,
+OMGE cancellations; what the gateway would refuse is filtered out by its own rules):
+
+- **adapter**: the real :class:`NationalAdapter` consuming the verified topic of a fresh
+  local broker, applying each event with its tracking record and emitting the actions;
+- **store only**: the same rules and store writes, no broker;
+- **bare writes**: the floor of the store — the same number of rows (one tracking record
+  per event, one row per action) inserted with plain ``executemany`` in batches of the
+  same size, no rules, no reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from adapters.national.consumer import NationalAdapter
+from adapters.national.rules import itmo_effect
+from adapters.national.store import NationalStore, open_national_store
+from gateway.contract.codec import default_codec
+from gateway.contract.keys import make_key_id, public_key_bytes
+from gateway.contract.message import EventSigner, SignedMessage
+from gateway.contract.models import RegistryEvent
+from gateway.logging import configure_logging
+from gateway.service.ledger.memory import MemoryLedger
+from gateway.service.ledger.rules import Change, decide
+from gateway.streaming.local_broker import LocalBroker
+from gateway.streaming.produce import produce_all
+from gateway.streaming.topics import Topics, ensure_topics
+from ops.loadgen import mixed_stream
+
+BATCH = 2000
+
+
+@dataclass
+class Figures:
+    events: int
+    actions: int
+    adapter_rate: float
+    store_rate: float
+    bare_rate: float
+    store: str
+
+
+def accepted_stream(n: int) -> list[SignedMessage]:
+    """``n`` signed events the gateway's ledger rules accept (more are generated and
+    the refused ones dropped)."""
+    private = Ed25519PrivateKey.generate()
+    key_id = make_key_id("verra", public_key_bytes(private), dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+    signers = {"verra": EventSigner(default_codec(), key_id, private)}
+    codec, ledger = default_codec(), MemoryLedger()
+    out: list[SignedMessage] = []
+    size = n * 2
+    while len(out) < n:
+        out, ledger = [], MemoryLedger()
+        for message in mixed_stream(signers, size, projects=max(size // 200, 10)):
+            event = RegistryEvent.from_avro(codec.decode(message.value))
+            decision = decide(event, ledger)
+            if isinstance(decision, Change):
+                ledger.apply(decision)
+                out.append(message)
+                if len(out) == n:
+                    break
+        size *= 2
+    return out
+
+
+@contextmanager
+def scratch_store(url: str | None, party: str) -> Iterator[NationalStore]:
+    """A new, empty store: a temporary SQLite file, or a fresh PostgreSQL schema."""
+    if url is None or url.startswith("sqlite"):
+        with tempfile.TemporaryDirectory() as tmp:
+            store = open_national_store(f"sqlite://{Path(tmp) / 'national.sqlite'}", party)
+            try:
+                yield store
+            finally:
+                store.close()
+        return
+
+    schema = f"crg_bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    sep = "&" if "?" in url else "?"
+    store = open_national_store(f"{url}{sep}options=-csearch_path%3D{schema}", party)
+    try:
+        yield store
+    finally:
+        store.close()
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def store_only(store: NationalStore, events: list[RegistryEvent]) -> tuple[float, int]:
+    started, actions = time.perf_counter(), 0
+    for i in range(0, len(events), BATCH):
+        with store.transaction():
+            for e in events[i : i + BATCH]:
+                effect = itmo_effect(e, store, store.numbering)
+                actions += len(store.apply(e.registry_id, e.event_id, "bench", effect))
+    return len(events) / (time.perf_counter() - started), actions
+
+
+def bare_writes(store: NationalStore, events: int, actions: int) -> float:
+    db = store.db
+    db.execute(
+        "CREATE TABLE IF NOT EXISTS bench_rows (id TEXT PRIMARY KEY, a TEXT, b BIGINT,"
+        " c BIGINT, d TEXT)"
+    )
+    rows = [(f"r{i}", "GHA", i, i + 10, "x" * 40) for i in range(events + actions)]
+    per_batch = -(-len(rows) // -(-events // BATCH))
+    started = time.perf_counter()
+    for i in range(0, len(rows), per_batch):
+        with db.transaction():
+            db.many("INSERT INTO bench_rows (id, a, b, c, d) VALUES (?, ?, ?, ?, ?)",
+                    rows[i : i + per_batch])  # fmt: skip
+    return events / (time.perf_counter() - started)
+
+
+async def adapter_run(bootstrap: str, topics: Topics, store: NationalStore, n: int) -> float:
+    adapter = NationalAdapter(bootstrap_servers=bootstrap, store=store, topics=topics)
+    await adapter.start()
+    stop = asyncio.Event()
+    serving = asyncio.create_task(adapter.serve(stop))
+    first, started = 0, 0.0
+    try:
+        while adapter.processed < n:
+            await asyncio.sleep(0.005)
+            if adapter.processed and not started:  # batch one includes fetch start-up
+                started, first = time.perf_counter(), adapter.processed
+            if serving.done():
+                serving.result()
+                raise RuntimeError("the adapter stopped before applying every event")
+        return (n - first) / (time.perf_counter() - started)
+    finally:
+        stop.set()
+        await serving
+        await adapter.stop()
+
+
+async def run(n: int, url: str | None, party: str = "GHA") -> Figures:
+
+    configure_logging("console", "warning")
+    print(f"generating {n:,} accepted events…", flush=True)
+    messages = accepted_stream(n)
+    codec = default_codec()
+    events = [RegistryEvent.from_avro(codec.decode(m.value)) for m in messages]
+    kind = (url or "sqlite").split("://")[0].split(":")[0]
+    print(f"store only ({kind})…", flush=True)
+    with scratch_store(url, party) as store:
+        store_rate, actions = store_only(store, events)
+    print("bare writes…", flush=True)
+    with scratch_store(url, party) as store:
+        bare_rate = bare_writes(store, len(events), actions)
+    print("adapter on the local broker…", flush=True)
+    with LocalBroker() as broker, scratch_store(url, party) as store:
+        topics = Topics(f"bench{uuid.uuid4().hex[:6]}")
+        await ensure_topics(broker.bootstrap_servers, topics.all(), 4)
+        await produce_all(broker.bootstrap_servers, topics.verified, messages)
+        adapter_rate = await adapter_run(broker.bootstrap_servers, topics, store, n)
+        assert store.counts()["actions"] == actions, "the adapter and the store-only run differ"
+    return Figures(n, actions, adapter_rate, store_rate, bare_rate, kind)
+
+
+def report(f: Figures) -> str:
+    return "\n".join([
+        f"national-registry benchmark: {f.events:,} accepted events → {f.actions:,} ITMO "
+        f"actions for GHA, store {f.store}",
+        f"  bare writes (same rows, executemany):      {f.bare_rate:>10,.0f} events/s",
+        f"  store only (rules + store, no broker):     {f.store_rate:>10,.0f} events/s",
+        f"  adapter (verified topic → store → emitted): {f.adapter_rate:>9,.0f} events/s",
+        f"  adapter / bare writes: {f.adapter_rate / f.bare_rate:.0%};"
+        f" store only / bare writes: {f.store_rate / f.bare_rate:.0%}",
+    ])  # fmt: skip

@@ -1,0 +1,85 @@
+"""Deterministic streams of ITMO actions for the international adapter's tests and
+benchmark: authorizations by Ghana, first transfers (at authorization, or to
+Switzerland with its acquisition), uses for CORSIA and towards Switzerland's NDC,
+cancellations, revocations — and some the registry must refuse (double use, unknown
+ITMOs), so business rejections are exercised too. In order, they are consistent."""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+
+from gateway.contract.itmo import ActionType, ItmoAction, action_id
+
+BLOCK = 100
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def _action(n: int, kind: ActionType, party: str, lo: int, hi: int, **extra: object) -> ItmoAction:
+    moment = (T0 + dt.timedelta(seconds=n)).isoformat().replace("+00:00", "Z")
+    return ItmoAction(
+        action_id=action_id("loadgen", f"e{n}", kind, party, "", lo),
+        party=party,
+        action_type=kind,
+        subtype=None,
+        occurred_at=moment,
+        event_id=f"e{n}",
+        registry_id="verra",
+        project_id=f"P{lo // BLOCK}",
+        cooperative_approach="CA0001",
+        authorization_id="GHA-LoA-1",
+        first_transferring_party="GHA",
+        party_registry="GHA01",
+        serial_first=lo,
+        serial_last=hi,
+        vintage=2024,
+        series="",
+        unit_first=lo,
+        unit_last=hi,
+        quantity=hi - lo + 1,
+        purposes="NDC and OIMP",
+        first_transfer_definition=None,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
+def action_stream(n: int, seed: int = 11) -> list[ItmoAction]:
+    """``n`` actions; about 3 % are meant to be refused by the registry."""
+    rng = random.Random(seed)
+    out: list[ItmoAction] = []
+    block = 0
+    while len(out) < n:
+        lo = block * BLOCK
+        block += 1
+        mid = lo + rng.randrange(10, BLOCK - 10)
+        hi = lo + BLOCK - 1
+        out.append(_action(len(out), ActionType.AUTHORIZATION, "GHA", lo, hi))
+        roll = rng.random()
+        if roll < 0.5:  # first transfer to Switzerland of the first part, which it uses
+            out.append(
+                _action(len(out), ActionType.FIRST_TRANSFER, "GHA", lo, mid, acquiring_party="CHE")
+            )
+            out.append(
+                _action(len(out), ActionType.ACQUISITION, "CHE", lo, mid, transferring_party="GHA")
+            )
+            out.append(
+                _action(
+                    len(out), ActionType.USE_NDC, "CHE", lo, mid, using_party="CHE", ndc_year=2026
+                )
+            )
+            out.append(
+                _action(len(out), ActionType.USE_OIMP, "GHA", mid + 1, hi, oimp_purpose="CORSIA")
+            )
+        elif roll < 0.8:  # first transfer at authorization, then CORSIA and a cancellation
+            out.append(_action(len(out), ActionType.FIRST_TRANSFER, "GHA", lo, hi))
+            out.append(
+                _action(len(out), ActionType.USE_OIMP, "GHA", lo, mid, oimp_purpose="CORSIA")
+            )
+            out.append(_action(len(out), ActionType.VOLUNTARY_CANCELLATION, "GHA", mid + 1, hi))
+        elif roll < 0.95:  # revoked before first transfer
+            out.append(_action(len(out), ActionType.LABEL_REVOCATION, "GHA", lo, hi))
+        else:  # refused: used twice, and units the registry never saw
+            out.append(_action(len(out), ActionType.USE_OIMP, "GHA", lo, hi, oimp_purpose="X"))
+            out.append(_action(len(out), ActionType.USE_OIMP, "GHA", lo, hi, oimp_purpose="Y"))
+            out.append(_action(len(out), ActionType.CANCELLATION, "GHA", 10**9, 10**9 + 5))
+    return out[:n]
