@@ -274,7 +274,7 @@ async def _run_members(
             metrics_dir,
         ),
     )
-    log.info("gateway.service.members", processes=members.count, ledger=ledger.dialect)
+    log.info("gateway.members", processes=members.count, ledger=ledger.dialect)
     try:
         judging = (members_registry(metrics_dir),)
         async with _ingest(settings, keys, codec, topics, http, http_port, judging):

@@ -5,13 +5,16 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from adapters.national.store import NationalStore, open_national_store
 from gateway.contract.keys import KeyRecord, KeyRing, public_key_bytes
 from gateway.streaming.local_broker import LocalBroker
+from tests.support.national import Opener
 from tests.support.postgres import postgres_url, stop_postgres
 
 
@@ -85,3 +88,26 @@ def _quiet_logs() -> None:
     from gateway.logging import configure_logging
 
     configure_logging("console", "warning")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def open_party(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+    """Opens stores of one backend; each Party (and each name) its own database."""
+    opened: list[NationalStore] = []
+
+    def open_store(party: str, name: str) -> NationalStore:
+        if request.param == "sqlite":
+            url = f"sqlite://{tmp_path / f'{name}.sqlite'}"
+        else:
+            url = pg_schema_url(request)
+        opened.append(open_national_store(url, party))
+        return opened[-1]
+
+    yield open_store
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def ghana(open_party: Opener) -> NationalStore:
+    return open_party("GHA", "gha")

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.international.client import Outcome
-from gateway.storage.database import Database, connect
+from gateway.storage import open_database
+from gateway.storage.database import Database
+from gateway.storage.migrations import Migration
 from gateway.storage.outbox import ddl as outbox_ddl
 from gateway.storage.tracking import TransactionalStore
 
@@ -43,6 +45,17 @@ class Submitted:
     attempts: int
     source: str
     recorded_at: str
+
+
+#: the adapter's store, version by version (:mod:`gateway.storage.migrations`)
+MIGRATIONS = (
+    Migration(
+        1,
+        "the international adapter's store as of the first release",
+        _TABLES + outbox_ddl("BLOB"),
+        _TABLES + outbox_ddl("BYTEA"),
+    ),
+)
 
 
 class InternationalStore(TransactionalStore):
@@ -129,11 +142,7 @@ class InternationalStore(TransactionalStore):
 
 
 def open_international_store(url: str) -> InternationalStore:
-    return InternationalStore(
-        connect(
-            url, sqlite_ddl=_TABLES + outbox_ddl("BLOB"), postgres_ddl=_TABLES + outbox_ddl("BYTEA")
-        )
-    )
+    return InternationalStore(open_database(url, "international", MIGRATIONS))
 
 
 __all__ = ["Database", "InternationalStore", "Submitted", "open_international_store"]

@@ -4,6 +4,7 @@ of applied events, and the consumer's offsets and outbox."""
 
 from __future__ import annotations
 
+from gateway.storage.migrations import Migration
 from gateway.storage.outbox import ddl as outbox_ddl
 
 _TABLES = """
@@ -90,3 +91,7 @@ CREATE TABLE IF NOT EXISTS applied_events (
 
 SQLITE = _TABLES + outbox_ddl("BLOB")
 POSTGRES = _TABLES + outbox_ddl("BYTEA")
+
+
+#: a Party's ITMO ledger, version by version (:mod:`gateway.storage.migrations`)
+MIGRATIONS = (Migration(1, "the ITMO ledger as of the first release", SQLITE, POSTGRES),)

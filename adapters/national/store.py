@@ -23,16 +23,16 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from adapters.national.rules import Effect, Numbering, units_asked
-from adapters.national.schema import POSTGRES, SQLITE
+from adapters.national.schema import MIGRATIONS
 from adapters.national.units import Article6Block, Issuance, ItmoState
 from gateway.contract.itmo import FIELDS, ItmoAction
 from gateway.contract.itmo_identifier import ItmoId
 from gateway.contract.models import RegistryEvent
 from gateway.ranges import NO_RANGE, Range, StagedBlocks
+from gateway.storage import open_database
 from gateway.storage.database import (
     Database,
     chunks,
-    connect,
     ranges_sql,
     values_list,
 )
@@ -476,5 +476,5 @@ def open_national_store(url: str, party: str, numbering: Numbering | None = None
     """``sqlite:///path/GHA.sqlite`` (or a bare path), or ``postgresql://…`` — one
     database (or PostgreSQL schema) per Party."""
     return NationalStore(
-        connect(url, sqlite_ddl=SQLITE, postgres_ddl=POSTGRES), party, numbering or Numbering()
+        open_database(url, "national", MIGRATIONS), party, numbering or Numbering()
     )

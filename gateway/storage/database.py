@@ -1,81 +1,54 @@
-"""A SQL database chosen by URL: SQLite (embedded default) or PostgreSQL.
-
-Only the DDL, the placeholder style and the way a transaction starts differ; stores are
-written once against :class:`Database`.
-"""
+"""What every store's database offers, whichever the backend, and the set-wise SQL the
+stores share (``VALUES`` runs, the ranges query). The backends are
+:mod:`gateway.storage.sqlite` and :mod:`gateway.storage.postgres`;
+:func:`gateway.storage.open_database` picks one by URL and brings its schema up to date
+(:mod:`gateway.storage.migrations`)."""
 
 from __future__ import annotations
 
-import fcntl
-import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
-from typing import IO, Any, TypeVar
-
-import psycopg
+from typing import Any, TypeVar
 
 
 class Database:
-    def __init__(self, conn: Any, dialect: str, writers_lock: Path | None = None) -> None:
+    """A connection to one store's database. Stores write their SQL once, with ``?``
+    placeholders; each backend (:mod:`gateway.storage.sqlite`,
+    :mod:`gateway.storage.postgres`) says how a transaction starts and how its driver
+    takes parameters."""
+
+    dialect = ""
+
+    def __init__(self, conn: Any) -> None:
         self.conn = conn
-        self.dialect = dialect
-        self._writers: IO[bytes] | None = None if writers_lock is None else writers_lock.open("ab")
 
     @property
     def postgres(self) -> bool:
         return self.dialect == "postgresql"
 
     def sql(self, sql: str) -> str:
-        return sql.replace("?", "%s") if self.postgres else sql
+        """``sql`` in the driver's parameter style."""
+        return sql
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         return self.conn.execute(self.sql(sql), params)
 
     def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        if not rows:
-            return
-        if self.postgres:
-            with self.conn.cursor() as cur:
-                cur.executemany(self.sql(sql), rows)
-        else:
-            self.conn.executemany(sql, rows)
+        if rows:
+            self.conn.executemany(self.sql(sql), rows)
+
+    def script(self, sql: str) -> None:
+        """Run several statements (DDL) inside the current transaction."""
+        raise NotImplementedError
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """All or nothing; SQLite takes the write lock at once (no upgrade deadlocks)."""
-        if self.postgres:
-            with self.conn.transaction():
-                yield
-            return
-        with self._writers_turn():
-            self.conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                self.conn.execute("ROLLBACK")
-                raise
-            self.conn.execute("COMMIT")
-
-    @contextmanager
-    def _writers_turn(self) -> Iterator[None]:
-        """Writers of one SQLite file queue on a lock file: the kernel wakes the next one
-        the moment the lock is released. SQLite's own busy handler polls with sleeps
-        growing to 100 ms, which put 50–100 ms on the tail latency of gateway members
-        sharing a ledger. SQLite's locking still guards correctness."""
-        if self._writers is None:
-            yield
-            return
-        fcntl.flock(self._writers, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(self._writers, fcntl.LOCK_UN)
+        """All or nothing."""
+        raise NotImplementedError
+        yield
 
     def close(self) -> None:
         self.conn.close()
-        if self._writers is not None:
-            self._writers.close()
 
 
 T = TypeVar("T")
@@ -127,24 +100,3 @@ def ranges_sql(table: str, columns: str, n: int) -> str:
         f" FROM {table} x WHERE x.registry_id = w.registry_id AND x.series = w.series"
         " AND x.start_no <= w.lo), w.lo)"
     )
-
-
-def connect(url: str, *, sqlite_ddl: str, postgres_ddl: str) -> Database:
-    """``sqlite:///path/file.sqlite`` (or a bare path), or ``postgresql://…``; creates
-    the tables if they do not exist."""
-    if url.startswith(("postgresql://", "postgres://")):
-        pg = psycopg.connect(url, autocommit=True)
-        with pg.transaction():
-            pg.execute(postgres_ddl)
-        return Database(pg, "postgresql")
-    path = url.removeprefix("sqlite://")  # sqlite:///abs/path → /abs/path
-    writers_lock = None
-    if path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        writers_lock = Path(f"{path}-writers.lock")
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("PRAGMA busy_timeout=10000")
-    conn.executescript(sqlite_ddl)
-    return Database(conn, "sqlite", writers_lock)

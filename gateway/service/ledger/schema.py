@@ -6,6 +6,7 @@ sequences, rejected events, consumed offsets and the outbox of verdicts to produ
 
 from __future__ import annotations
 
+from gateway.storage.migrations import Migration
 from gateway.storage.outbox import ddl as outbox_ddl
 
 _COMMON = """
@@ -120,3 +121,7 @@ CREATE TABLE IF NOT EXISTS rejected_events (
 """
     + outbox_ddl("BYTEA")
 )
+
+
+#: the ledger's schema, version by version (:mod:`gateway.storage.migrations`)
+MIGRATIONS = (Migration(1, "the ledger as of the first release", SQLITE, POSTGRES),)

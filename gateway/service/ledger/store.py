@@ -17,13 +17,13 @@ from typing import Any
 from gateway.ranges import NO_RANGE, Range, StagedBlocks
 from gateway.service.ledger.blocks import Block, Status
 from gateway.service.ledger.rules import Change
-from gateway.service.ledger.schema import POSTGRES, SQLITE
+from gateway.service.ledger.schema import MIGRATIONS
 from gateway.service.ledger.sequences import Mark
 from gateway.service.ledger.staged import Issuance, StagedIdentities, StagedIssuances
+from gateway.storage import open_database
 from gateway.storage.database import (
     Database,
     chunks,
-    connect,
     of,
     ranges_sql,
     values_list,
@@ -533,4 +533,4 @@ class LedgerStore(TransactionalStore):
 
 def open_ledger(url: str) -> LedgerStore:
     """``sqlite:///path/ledger.sqlite`` (or a bare path), or ``postgresql://…``."""
-    return LedgerStore(connect(url, sqlite_ddl=SQLITE, postgres_ddl=POSTGRES))
+    return LedgerStore(open_database(url, "ledger", MIGRATIONS))

@@ -15,8 +15,8 @@ from adapters.national.store import open_national_store
 from gateway.contract.keys import KeyRing
 from gateway.service.ledger.store import open_ledger
 from tests.conftest import RegistryKey
-from tests.integration.harness import Harness, read_to_end
-from tests.integration.test_national_adapter import run_adapter, signed_stream
+from tests.support.harness import Harness, read_to_end
+from tests.system.test_national_adapter import run_adapter, signed_stream
 
 
 def _docker_problem() -> str | None:

@@ -12,7 +12,7 @@ from gateway.cli.main import main as crg
 from gateway.cli.reconcile import export_events
 from gateway.service.ledger.rules import Change, decide
 from gateway.service.ledger.store import LedgerStore, open_ledger
-from tests.integration.national import STORY, apply_all, events
+from tests.support.national import STORY, apply_all, events
 
 SAMPLE = (
     Path(__file__).resolve().parents[2]

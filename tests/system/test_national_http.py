@@ -20,7 +20,7 @@ from adapters.national.http import make_national_app
 from adapters.national.store import NationalStore, open_national_store
 from gateway.cli.main import main as crg
 from gateway.streaming.local_broker import LocalBroker, free_port
-from tests.integration.national import STORY, apply_all, events
+from tests.support.national import STORY, apply_all, events
 
 
 @pytest.fixture

@@ -22,7 +22,8 @@ from gateway.service.members import Members, MembersFailed
 from gateway.streaming.local_broker import LocalBroker, free_port
 from gateway.streaming.topics import Topics
 from ops.processes import descendants
-from tests.integration.test_crash import (
+from tests.streams import mixed_stream
+from tests.system.test_crash import (
     outcome,
     prepare,
     progress,
@@ -30,7 +31,6 @@ from tests.integration.test_crash import (
     run_to_end,
     two_registries,
 )
-from tests.streams import mixed_stream
 
 pytestmark = pytest.mark.broker
 

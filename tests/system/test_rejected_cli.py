@@ -18,7 +18,7 @@ from gateway.service.ledger.store import open_ledger
 from gateway.streaming.local_broker import LocalBroker
 from tests.conftest import RegistryKey
 from tests.factories import envelope, issued
-from tests.integration.harness import Harness
+from tests.support.harness import Harness
 
 pytestmark = pytest.mark.broker
 REPO = Path(__file__).resolve().parents[2]

@@ -13,9 +13,9 @@ from gateway.service.ledger.store import open_ledger
 from gateway.streaming.local_broker import LocalBroker
 from gateway.streaming.topics import Topics
 from tests.conftest import RegistryKey
-from tests.integration.harness import Harness, read_to_end
-from tests.integration.test_cli import crg
-from tests.integration.test_national_adapter import run_adapter, signed_stream
+from tests.support.harness import Harness, read_to_end
+from tests.system.test_cli import crg
+from tests.system.test_national_adapter import run_adapter, signed_stream
 
 
 async def test_replays_reconcile_and_change_nothing(broker: LocalBroker, tmp_path: Path) -> None:

@@ -18,8 +18,8 @@ from gateway.contract.signing import encode_signature, sign
 from gateway.service.ledger.store import open_ledger
 from gateway.streaming.local_broker import LocalBroker
 from tests.conftest import T0, RegistryKey
-from tests.integration.harness import Harness
 from tests.streams import mixed_stream
+from tests.support.harness import Harness
 
 pytestmark = pytest.mark.broker
 COUNT = int(os.environ.get("CRG_FUZZ_MESSAGES", "100000"))

@@ -23,8 +23,8 @@ from gateway.service.ledger.store import open_ledger
 from gateway.streaming.local_broker import LocalBroker
 from gateway.streaming.topics import Topics, ensure_topics
 from tests.conftest import T0, RegistryKey
-from tests.integration.harness import read_to_end, reason_of
 from tests.streams import mixed_stream
+from tests.support.harness import read_to_end, reason_of
 
 pytestmark = pytest.mark.broker
 

@@ -10,7 +10,7 @@ from adapters.national.rules import Numbering, itmo_effect
 from adapters.national.store import NationalStore, Query
 from gateway.contract.itmo_identifier import parse
 from gateway.contract.models import RegistryEvent
-from tests.integration.national import STORY, Opener, apply_all, events
+from tests.support.national import STORY, Opener, apply_all, events
 from tests.unit.test_itmo_rules import NDC_ONLY, issue, transfer
 
 

@@ -22,8 +22,8 @@ from gateway.contract.models import RegistryEvent
 from gateway.service.ledger.store import open_ledger
 from gateway.streaming.local_broker import LocalBroker
 from tests.conftest import RegistryKey
-from tests.integration.harness import Harness, read_to_end
-from tests.integration.national import NDC_FLOW, REVOKED, STORY, Opener, events
+from tests.support.harness import Harness, read_to_end
+from tests.support.national import NDC_FLOW, REVOKED, STORY, Opener, events
 
 
 def signed_stream(key: RegistryKey) -> list[Any]:

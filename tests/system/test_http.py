@@ -24,7 +24,7 @@ from gateway.streaming.local_broker import LocalBroker
 from gateway.streaming.topics import Topics
 from tests.conftest import RegistryKey
 from tests.factories import envelope, issued
-from tests.integration.harness import Harness
+from tests.support.harness import Harness
 
 pytestmark = pytest.mark.broker
 CODEC = default_codec()

@@ -34,7 +34,7 @@ from gateway.contract.itmo_message import action_headers, decode_action, encode_
 from gateway.streaming.local_broker import LocalBroker
 from gateway.streaming.topics import Topics, ensure_topics
 from ops.loadgen_itmo import action_stream
-from tests.integration.harness import read_to_end
+from tests.support.harness import read_to_end
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = f"t-{uuid.uuid4().hex}"

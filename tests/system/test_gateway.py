@@ -33,7 +33,7 @@ from tests.factories import (
     retired,
     transferred,
 )
-from tests.integration.harness import Harness, reason_of
+from tests.support.harness import Harness, reason_of
 
 pytestmark = pytest.mark.broker
 CODEC = default_codec()

@@ -12,7 +12,7 @@ from openpyxl import load_workbook
 
 from adapters.national.aef import SHEETS, Submission, tables, write_csv, write_xlsx
 from adapters.national.store import NationalStore
-from tests.integration.national import NDC_FLOW, REVOKED, STORY, apply_all, events
+from tests.support.national import NDC_FLOW, REVOKED, STORY, apply_all, events
 
 SUBMITTED = dt.date(2027, 3, 31)
 
