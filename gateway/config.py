@@ -58,7 +58,7 @@ class Settings(BaseSettings):
         gt=0,
         description="Seconds of a registry being read from other partitions after which a "
         "raw partition that delivered none of its events stops holding back its "
-        "sequence-gap check (gateway/ledger/sequences.py).",
+        "sequence-gap check (gateway/service/ledger/sequences.py).",
     )
     gateway_processes: int = Field(
         1,

@@ -72,7 +72,7 @@ class Gateway(ConsumerProcess[RegistryEvent | Verdict]):
         self.ledger = ledger
         #: seconds of a registry being read elsewhere after which a partition that
         #: delivered none of its events stops holding its sequence check back
-        #: (gateway/ledger/sequences.py)
+        #: (gateway/service/ledger/sequences.py)
         self.quiet_after = quiet_after
         self._keys = keys
         self.codec = codec

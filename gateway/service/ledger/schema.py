@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS project_issuances (
 );
 CREATE INDEX IF NOT EXISTS project_issuances_identity ON project_issuances (identity);
 -- per registry: every number up to high has arrived or was reported missing
--- (gateway/ledger/sequences.py)
+-- (gateway/service/ledger/sequences.py)
 CREATE TABLE IF NOT EXISTS sequence_state (
     registry_id TEXT PRIMARY KEY,
     high        BIGINT NOT NULL

@@ -333,7 +333,7 @@ class LedgerStore(TransactionalStore):
         self._next_sqlite_position += n
         return list(range(first + n - 1, first - 1, -1))
 
-    # -- sequence numbers (gateway/ledger/sequences.py) ------------------------------------
+    # -- sequence numbers (gateway/service/ledger/sequences.py) ------------------------------------
     def sequence_checked(self, registry_id: str) -> int | None:
         """Through which number a registry's events have arrived or were reported
         missing; None before its first event. In a PostgreSQL transaction the registry's
