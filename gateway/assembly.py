@@ -44,7 +44,10 @@ from gateway.service.members import MEMBER_ENV, Members, member_command, member_
 from gateway.streaming.process import ConsumerProcess
 from gateway.streaming.topics import Topics, ensure_topics
 
-log = structlog.get_logger("crg.assembly")
+# the runners log under their service's name, as each service does
+gateway_log = structlog.get_logger("crg.gateway")
+national_log = structlog.get_logger("crg.national")
+international_log = structlog.get_logger("crg.international")
 
 KINDS = ("gateway", "national", "international")
 
@@ -218,7 +221,7 @@ async def run_international(
     try:
         async with registry_client(settings, registry_url) as client:
             adapter = international_consumer(settings, store, topics, client)
-            log.info("international.registry", url=client.base_url)
+            international_log.info("international.registry", url=client.base_url)
             await adapter.run(stop)
     finally:
         store.close()
@@ -274,7 +277,7 @@ async def _run_members(
             metrics_dir,
         ),
     )
-    log.info("gateway.members", processes=members.count, ledger=ledger.dialect)
+    gateway_log.info("gateway.members", processes=members.count, ledger=ledger.dialect)
     try:
         judging = (members_registry(metrics_dir),)
         async with _ingest(settings, keys, codec, topics, http, http_port, judging):
@@ -305,7 +308,7 @@ async def _ingest(
         client_id="crg-ingest",
     )
     await producer.start()
-    probe = open_ledger(settings.resolved_ledger_url)
+    probe = open_gateway_ledger(settings)
     runner: web.AppRunner | None = None
     try:
         app = make_app(
@@ -318,7 +321,7 @@ async def _ingest(
         )
         port = settings.http_port if http_port is None else http_port
         runner = await serve_http(app, settings.http_host, port)
-        log.info("http.listening", url=f"http://{settings.http_host}:{port}")
+        gateway_log.info("http.listening", url=f"http://{settings.http_host}:{port}")
         yield
     finally:
         if runner is not None:
@@ -347,7 +350,7 @@ async def run_national(
             reader = open_party_store(settings, party, store_url)
             port = settings.national_http_port if http_port is None else http_port
             runner = await serve_http(make_national_app(reader), settings.http_host, port)
-            log.info(
+            national_log.info(
                 "national.http", url=f"http://{settings.http_host}:{port}/v1/parties/{party}/itmos"
             )
         await adapter.run(stop)
@@ -361,7 +364,7 @@ async def run_national(
 
 async def serve_emulator(emulator: Emulator, host: str, port: int, stop: asyncio.Event) -> None:
     runner = await serve_http(make_emulator_app(emulator), host, port)
-    log.info("emulator.listening", url=f"http://{host}:{port}")
+    international_log.info("emulator.listening", url=f"http://{host}:{port}")
     try:
         await stop.wait()
     finally:

@@ -11,9 +11,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from adapters.international.emulator import Emulator
-from adapters.international.store import InternationalStore, open_international_store
+from adapters.international.store import InternationalStore
 from adapters.national.store import NationalStore
 from gateway.assembly import (
+    open_gateway_ledger,
+    open_international,
     open_party_store,
     run_gateway,
     run_international,
@@ -21,7 +23,7 @@ from gateway.assembly import (
     serve_emulator,
 )
 from gateway.config import Settings
-from gateway.service.ledger.store import LedgerStore, open_ledger
+from gateway.service.ledger.store import LedgerStore
 from gateway.storage.tracking import TransactionalStore
 from gateway.streaming.local_broker import free_port
 from gateway.streaming.topics import Topics
@@ -105,9 +107,9 @@ def forget_positions(settings: Settings, parties: list[str]) -> None:
     they recorded; their tracking records make the replayed feed change nothing."""
     topics = Topics(settings.topic_prefix)
     stores: list[tuple[TransactionalStore, str]] = [
-        (open_ledger(settings.resolved_ledger_url), topics.raw),
+        (open_gateway_ledger(settings), topics.raw),
         *((open_party_store(settings, p), topics.verified) for p in parties),
-        (open_international_store(settings.resolved_international_store_url), topics.itmo_actions),
+        (open_international(settings), topics.itmo_actions),
     ]
     for store, topic in stores:
         try:
@@ -125,7 +127,7 @@ class Baseline:
 
 
 def baseline(s: Settings, parties: list[str]) -> Baseline:
-    ledger = open_ledger(s.resolved_ledger_url)
+    ledger = open_gateway_ledger(s)
     try:
         accepted = ledger.accepted_count()
     finally:
@@ -154,9 +156,9 @@ async def wait_until_through(
     the stores: tansu's end offsets can lag behind batched writes.) ``check`` raises if
     a component stopped."""
     topics = Topics(s.topic_prefix)
-    ledger = open_ledger(s.resolved_ledger_url)
+    ledger = open_gateway_ledger(s)
     nationals = {p: open_party_store(s, p) for p in parties}
-    international = open_international_store(s.resolved_international_store_url)
+    international = open_international(s)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
 
@@ -206,7 +208,7 @@ def summary(system: System) -> list[str]:
     """What happened, from the stores (all runs together)."""
     s = system.settings
     out: list[str] = []
-    ledger: LedgerStore = open_ledger(s.resolved_ledger_url)
+    ledger: LedgerStore = open_gateway_ledger(s)
     try:
         reasons = Counter(r.reason for r in ledger.rejected(limit=10**6, include_reprocessed=True))
         blocks = ledger.blocks()
@@ -252,7 +254,7 @@ def summary(system: System) -> list[str]:
             out.append(f"  holds {held:,} ITMOs")
         finally:
             store.close()
-    international: InternationalStore = open_international_store(s.resolved_international_store_url)
+    international: InternationalStore = open_international(s)
     try:
         counts = international.counts()
         out.append(

@@ -7,8 +7,8 @@ topic changes nothing already applied (the ``eventsourcing`` library's tracking-
 pattern).
 
 Within a transaction the units work as the gateway's ledger does
-(:mod:`gateway.service.ledger.staged`): the Article 6 blocks and issuances of a batch's serial
-blocks are read in one query each (:meth:`NationalStore.read_ahead`), the rules work on
+(:class:`gateway.ranges.StagedBlocks`): the Article 6 blocks and issuances of a batch's
+serial blocks are read in one query each (:meth:`NationalStore.read_ahead`), the rules work on
 that copy in memory, and the net changes are written at commit.
 """
 

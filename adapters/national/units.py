@@ -83,7 +83,7 @@ class Article6Block:
     project_id: str
     vintage: int
     unit_type: str
-    authorization: str  # canonical label JSON (see gateway.service.ledger.blocks.label_json)
+    authorization: str  # canonical label JSON (see gateway.contract.labels.label_json)
     state: ItmoState
     holder_party: str  # the Party whose jurisdiction holds the units (the host until moved)
     account: str | None  # the program account holding them, when an event named it

@@ -5,15 +5,11 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import structlog
-
 from gateway.assembly import run_gateway
 from gateway.cli.errors import CommandError
 from gateway.cli.running import run_until_signalled
 from gateway.config import Settings
 from gateway.service.members import MembersFailed
-
-log = structlog.get_logger("crg.gateway")
 
 
 def register(sub: Any) -> None:

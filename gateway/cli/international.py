@@ -6,14 +6,10 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-import structlog
-
 from adapters.international.emulator import Emulator, Faults
 from gateway.assembly import run_international, serve_emulator
 from gateway.cli.running import run_until_signalled
 from gateway.config import Settings
-
-log = structlog.get_logger("crg.international")
 
 
 def register_adapter(adapter: Any) -> None:

@@ -10,8 +10,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from adapters.national.aef import Submission, tables, write_csv, write_xlsx
 from adapters.national.http import (
     FILTERS,
@@ -25,8 +23,6 @@ from gateway.cli.running import run_until_signalled
 from gateway.config import Settings
 from gateway.contract.itmo_identifier import parse
 from gateway.contract.parties import is_party_code
-
-log = structlog.get_logger("crg.national")
 
 
 def party_code(text: str) -> str:

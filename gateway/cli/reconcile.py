@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters.national.store import Query
-from gateway.assembly import open_party_store
+from gateway.assembly import open_gateway_ledger, open_party_store
 from gateway.cli.errors import CommandError
 from gateway.config import Settings
 from gateway.contract.models import RegistryEvent
@@ -22,7 +22,6 @@ from gateway.reconcile import (
     itmo_blocks,
     ledger_totals,
 )
-from gateway.service.ledger.store import open_ledger
 
 
 def register(sub: Any) -> None:
@@ -52,7 +51,7 @@ def _show(title: str, differences: list[Difference]) -> None:
 def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:
     if not args.export and not args.party:
         raise CommandError("give --export FILE and/or --party GHA")
-    ledger = open_ledger(args.ledger or settings.resolved_ledger_url)
+    ledger = open_gateway_ledger(settings, args.ledger)
     try:
         blocks = ledger.blocks()
     finally:

@@ -10,13 +10,13 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
-from adapters.international.store import open_international_store
+from gateway.assembly import open_gateway_ledger, open_international
 from gateway.cli.errors import CommandError
 from gateway.config import Settings
 from gateway.contract.codec import default_codec
 from gateway.contract.errors import ContractError
 from gateway.contract.models import RegistryEvent
-from gateway.service.ledger.store import LedgerStore, RejectedRecord, open_ledger
+from gateway.service.ledger.store import LedgerStore, RejectedRecord
 from gateway.streaming.topics import Topics
 
 
@@ -52,7 +52,7 @@ def register(sub: Any) -> None:
 
 def cmd_actions(args: argparse.Namespace, settings: Settings) -> int:
 
-    store = open_international_store(args.store or settings.resolved_international_store_url)
+    store = open_international(settings, args.store)
     try:
         refused = store.submitted(outcome="rejected", party=args.party, limit=args.limit)
     finally:
@@ -88,7 +88,7 @@ def _select(ledger: LedgerStore, args: argparse.Namespace) -> list[RejectedRecor
 
 
 def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
-    ledger = open_ledger(settings.resolved_ledger_url)
+    ledger = open_gateway_ledger(settings)
     try:
         records = _select(ledger, args)
     finally:
@@ -126,7 +126,7 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
-    ledger = open_ledger(settings.resolved_ledger_url)
+    ledger = open_gateway_ledger(settings)
     try:
         record = ledger.rejected_by_id(args.id)
     finally:
@@ -178,7 +178,7 @@ def _key(record: RejectedRecord) -> bytes | None:
 
 
 def cmd_reprocess(args: argparse.Namespace, settings: Settings) -> int:
-    ledger = open_ledger(settings.resolved_ledger_url)
+    ledger = open_gateway_ledger(settings)
     try:
         records = _select(ledger, args)
         if not records:

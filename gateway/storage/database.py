@@ -6,12 +6,13 @@ stores share (``VALUES`` runs, the ranges query). The backends are
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 
-class Database:
+class Database(ABC):
     """A connection to one store's database. Stores write their SQL once, with ``?``
     placeholders; each backend (:mod:`gateway.storage.sqlite`,
     :mod:`gateway.storage.postgres`) says how a transaction starts and how its driver
@@ -37,15 +38,13 @@ class Database:
         if rows:
             self.conn.executemany(self.sql(sql), rows)
 
+    @abstractmethod
     def script(self, sql: str) -> None:
         """Run several statements (DDL) inside the current transaction."""
-        raise NotImplementedError
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[None]:
         """All or nothing."""
-        raise NotImplementedError
-        yield
 
     def close(self) -> None:
         self.conn.close()

@@ -21,8 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-#: request path segment per action type
-
 Series = tuple[str, str, str, int]  # cooperative approach, Party registry, first Party, vintage
 
 
