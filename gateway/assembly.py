@@ -39,7 +39,8 @@ from gateway.keystore.reloading import ReloadingKeyRing
 from gateway.metrics import INGEST_REGISTRY, REGISTRY, members_registry
 from gateway.service.consumer import Gateway
 from gateway.service.http.app import make_app
-from gateway.service.ledger.store import LedgerStore, open_ledger
+from gateway.service.ledger.backends import open_ledger
+from gateway.service.ledger.store import LedgerStore
 from gateway.service.members import MEMBER_ENV, Members, member_command, member_env
 from gateway.streaming.process import ConsumerProcess
 from gateway.streaming.topics import Topics, ensure_topics

@@ -31,7 +31,7 @@ from gateway.contract.keys import KeyRecord, KeyRing, make_key_id, public_key_by
 from gateway.contract.message import EventSigner, signature_headers
 from gateway.keystore import open_key_storage
 from gateway.logging import configure_logging
-from gateway.service.ledger.store import open_ledger
+from gateway.service.ledger.backends import open_ledger
 from gateway.streaming.local_broker import LocalBroker
 from gateway.streaming.produce import produce_all, send_in_batches
 from gateway.streaming.topics import Topics, ensure_topics

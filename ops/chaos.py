@@ -37,7 +37,7 @@ from gateway.contract.keys import KeyRecord, make_key_id, public_key_bytes
 from gateway.contract.message import EventSigner, SignedMessage
 from gateway.keystore import open_key_storage
 from gateway.logging import configure_logging
-from gateway.service.ledger.store import open_ledger
+from gateway.service.ledger.backends import open_ledger
 from gateway.streaming.local_broker import LocalBroker, free_port
 from gateway.streaming.produce import produce_all
 from gateway.streaming.topics import Topics, ensure_topics

@@ -10,13 +10,14 @@ import datetime as dt
 import random
 
 from gateway.contract.itmo import ActionType, ItmoAction, action_id
+from gateway.contract.time import utc_text
 
 BLOCK = 100
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
 def _action(n: int, kind: ActionType, party: str, lo: int, hi: int, **extra: object) -> ItmoAction:
-    moment = (T0 + dt.timedelta(seconds=n)).isoformat().replace("+00:00", "Z")
+    moment = utc_text(T0 + dt.timedelta(seconds=n))
     return ItmoAction(
         action_id=action_id("loadgen", f"e{n}", kind, party, "", lo),
         party=party,

@@ -4,7 +4,6 @@ in one transaction per batch. SQLite (default) or PostgreSQL, chosen by URL."""
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
@@ -12,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from adapters.international.client import Outcome
+from gateway.contract.time import utc_now
 from gateway.storage import open_database
 from gateway.storage.database import Database
 from gateway.storage.migrations import Migration
@@ -83,7 +83,7 @@ class InternationalStore(TransactionalStore):
         source: str,
     ) -> None:
         self._require_transaction("record")
-        now = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+        now = utc_now()
         self.db.execute(
             "INSERT INTO submitted_actions (action_id, party, action_type, outcome, status,"
             " answer, attempts, source, recorded_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -44,6 +44,7 @@ from gateway.contract.models import (
     UnitsTransferred,
     UsePurpose,
 )
+from gateway.contract.time import utc_text
 from gateway.ranges import Range
 
 
@@ -97,7 +98,7 @@ def _article6_label(labels: tuple[Label, ...] | list[Label]) -> Label | None:
 
 
 def _iso(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    return utc_text(moment)
 
 
 class _Recorder:

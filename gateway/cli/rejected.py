@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import json
 from typing import Any
 
@@ -16,6 +15,7 @@ from gateway.config import Settings
 from gateway.contract.codec import default_codec
 from gateway.contract.errors import ContractError
 from gateway.contract.models import RegistryEvent
+from gateway.contract.time import utc_now
 from gateway.service.ledger.store import LedgerStore, RejectedRecord
 from gateway.streaming.topics import Topics
 
@@ -185,7 +185,7 @@ def cmd_reprocess(args: argparse.Namespace, settings: Settings) -> int:
             print("no rejected events match")
             return 0
         asyncio.run(_resend(settings, records))
-        now = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+        now = utc_now()
         with ledger.transaction():
             for r in records:
                 ledger.mark_reprocessed(r.id, now)

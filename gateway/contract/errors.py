@@ -1,73 +1,76 @@
-"""Typed errors of the contract layer. Each carries a stable ``reason`` code."""
+"""Typed errors of the contract layer. Each carries its stable reason code
+(:class:`gateway.contract.reasons.Reason`)."""
 
 from __future__ import annotations
+
+from gateway.contract.reasons import Reason
 
 
 class ContractError(Exception):
     """Base of every error raised on bad input to the contract layer."""
 
-    reason = "contract_error"
+    reason: Reason = Reason.UNDECODABLE
 
 
 class CodecError(ContractError):
     """The bytes are not a decodable single-object encoded event."""
 
-    reason = "undecodable"
+    reason = Reason.UNDECODABLE
 
 
 class MessageTooLarge(CodecError):
-    reason = "undecodable.too_large"
+    reason = Reason.UNDECODABLE_TOO_LARGE
 
 
 class BadMarker(CodecError):
-    reason = "undecodable.bad_marker"
+    reason = Reason.UNDECODABLE_BAD_MARKER
 
 
 class Truncated(CodecError):
-    reason = "undecodable.truncated"
+    reason = Reason.UNDECODABLE_TRUNCATED
 
 
 class UnknownFingerprint(CodecError):
-    reason = "undecodable.unknown_schema"
+    reason = Reason.UNDECODABLE_UNKNOWN_SCHEMA
 
 
 class TrailingBytes(CodecError):
-    reason = "undecodable.trailing_bytes"
+    reason = Reason.UNDECODABLE_TRAILING_BYTES
 
 
 class BodyInvalid(CodecError):
-    reason = "undecodable.body"
+    reason = Reason.UNDECODABLE_BODY
 
 
 class SignatureError(ContractError):
     """The value's signature does not verify, or the signing key may not be used."""
 
-    reason = "signature_invalid"
+    reason = Reason.SIGNATURE_INVALID
 
 
 class SignatureInvalid(SignatureError):
-    reason = "signature_invalid"
+    reason = Reason.SIGNATURE_INVALID
 
 
 class SignatureMissing(SignatureError):
-    reason = "signature_missing"
+    reason = Reason.SIGNATURE_MISSING
 
 
 class KeyUnknown(SignatureError):
-    reason = "key_unknown"
+    reason = Reason.KEY_UNKNOWN
 
 
 class KeyNotThisRegistry(SignatureError):
-    reason = "key_wrong_registry"
+    reason = Reason.KEY_WRONG_REGISTRY
 
 
 class KeyRevoked(SignatureError):
-    reason = "key_revoked"
+    reason = Reason.KEY_REVOKED
 
 
 class KeyNotValidYet(SignatureError):
-    reason = "key_not_yet_valid"
+    reason = Reason.KEY_NOT_YET_VALID
 
 
 class KeyExpired(SignatureError):
-    reason = "key_expired"
+    reason = Reason.KEY_EXPIRED

@@ -10,6 +10,7 @@ from typing import Any
 from gateway.contract.codec import SingleObjectCodec
 from gateway.contract.itmo import FIELDS, ItmoAction
 from gateway.contract.schemas import load_subject
+from gateway.contract.time import utc_text
 
 SUBJECT = "itmo-action"
 
@@ -34,7 +35,7 @@ def encode_action(action: ItmoAction) -> bytes:
 def decode_action(data: bytes) -> ItmoAction:
     record = action_codec().decode(data)
     moment: dt.datetime = record["occurred_at"]
-    record["occurred_at"] = moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    record["occurred_at"] = utc_text(moment)
     return ItmoAction.from_row({k: record[k] for k in FIELDS})
 
 

@@ -27,10 +27,11 @@ from gateway.contract.errors import (
     KeyUnknown,
 )
 from gateway.contract.signing import verifier, verify
+from gateway.contract.time import utc_text
 
 
 def _iso(value: dt.datetime | None) -> str | None:
-    return None if value is None else value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    return None if value is None else utc_text(value)
 
 
 def _parse(value: str | None) -> dt.datetime | None:

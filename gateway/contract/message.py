@@ -11,7 +11,6 @@ the same partition, in order.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -22,6 +21,7 @@ from gateway.contract.errors import SignatureMissing
 from gateway.contract.keys import KeyRing
 from gateway.contract.models import AVRO_NAMESPACE, RegistryEvent
 from gateway.contract.signing import decode_signature, encode_signature, sign
+from gateway.contract.time import utc_text
 
 HEADER_KEY_ID = "crg_key_id"
 HEADER_SIGNATURE = "crg_signature"
@@ -57,10 +57,6 @@ def ce_type(event_type: str) -> str:
     return f"{AVRO_NAMESPACE}.{event_type}"
 
 
-def _rfc3339(at: dt.datetime) -> str:
-    return at.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-
-
 class EventSigner:
     """Encodes events with the current schema and signs them with one registry key."""
 
@@ -88,7 +84,7 @@ def signed_message(
         ("ce_id", event.event_id.encode()),
         ("ce_source", f"/registries/{event.registry_id}".encode()),
         ("ce_type", ce_type(event.event_type).encode()),
-        ("ce_time", _rfc3339(event.occurred_at).encode()),
+        ("ce_time", utc_text(event.occurred_at).encode()),
         ("content-type", CONTENT_TYPE.encode()),
     )
     return SignedMessage(partition_key(event.registry_id, event.project_id), value, headers)

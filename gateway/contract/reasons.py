@@ -9,7 +9,7 @@ from enum import StrEnum
 
 
 class Reason(StrEnum):
-    # authenticity (gateway.contract.errors carries the same codes)
+    # authenticity (each raised as its error of gateway.contract.errors)
     SIGNATURE_MISSING = "signature_missing"
     SIGNATURE_INVALID = "signature_invalid"
     KEY_UNKNOWN = "key_unknown"

@@ -23,25 +23,41 @@ from gateway.contract.codec import SingleObjectCodec
 from gateway.contract.keys import KeyRing
 from gateway.contract.models import RegistryEvent
 from gateway.metrics import ALERTS, BATCH_SECONDS, BATCH_SIZE, EVENTS, LAG
+from gateway.service.judge import Outcome, ask, judge
 from gateway.service.ledger.sequences import QUIET_AFTER
 from gateway.service.ledger.store import LedgerStore
-from gateway.service.verdict import (
-    SequencesRead,
-    Verdict,
-    authenticate,
-    judge_authentic,
-    now,
-    read_ahead,
-    route,
-    route_alert,
-    sequence_gap_alerts,
-)
+from gateway.service.verdict import Verdict, authenticate
 from gateway.streaming.process import Batch, ConsumerProcess, Incoming
 from gateway.streaming.topics import Topics
 
 log = structlog.get_logger("crg.gateway")
 
 __all__ = ["Gateway", "Incoming"]
+
+
+def report(outcome: Outcome) -> None:
+    """A batch's verdicts and alerts in the log and the metrics."""
+    decisions = log.bind()  # bound once per batch, not once per verdict
+    tally: dict[tuple[str, str], int] = {}  # verdicts by outcome and reason
+    for msg, verdict in outcome.verdicts:
+        reason = verdict.reason.value if verdict.reason else ""
+        tally[verdict.outcome, reason] = tally.get((verdict.outcome, reason), 0) + 1
+        for alert in verdict.alerts:
+            ALERTS.labels(str(alert["alert"])).inc()
+        event = verdict.event
+        decisions.info(
+            "gateway.verdict",
+            verdict=verdict.outcome,
+            reason=reason or None,
+            event_id=event.event_id if event else None,
+            registry=event.registry_id if event else None,
+            source=msg.source,
+        )
+    for alert in outcome.gaps:
+        ALERTS.labels(str(alert["alert"])).inc()
+        decisions.warning("gateway.sequence_gap", **alert)
+    for (outcome_, reason), n in tally.items():
+        EVENTS.labels(outcome_, reason).inc(n)
 
 
 class Gateway(ConsumerProcess[RegistryEvent | Verdict]):
@@ -92,43 +108,12 @@ class Gateway(ConsumerProcess[RegistryEvent | Verdict]):
         return [authenticate(msg, keys, self.codec) for msg in messages]
 
     def handle(self, items: list[tuple[Incoming, RegistryEvent | Verdict]]) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        tally: dict[tuple[str, str], int] = {}  # verdicts by outcome and reason
-        read_ahead([e for _, e in items if not isinstance(e, Verdict)], self.ledger)
-        decisions = log.bind()  # bound once per batch, not once per verdict
-        received_at = now()
-        sequences = SequencesRead(time.time())
-        for msg, first in items:
-            verdict = (
-                first if isinstance(first, Verdict) else judge_authentic(msg, first, self.ledger)
-            )
-            if not isinstance(first, Verdict) and verdict.outcome != "repeat":
-                sequences.add(msg, first)  # a refused event's number arrived all the same
-                if verdict.outcome == "rejected":
-                    self.ledger.record_refused_sequence(first.registry_id, first.sequence)
-            route(msg, verdict, self.topics, self.ledger, received_at)
-            reason = verdict.reason.value if verdict.reason else ""
-            tally[verdict.outcome, reason] = tally.get((verdict.outcome, reason), 0) + 1
-            for alert in verdict.alerts:
-                ALERTS.labels(str(alert["alert"])).inc()
-            counts[verdict.outcome] = counts.get(verdict.outcome, 0) + 1
-            event = verdict.event
-            decisions.info(
-                "gateway.verdict",
-                verdict=verdict.outcome,
-                reason=reason or None,
-                event_id=event.event_id if event else None,
-                registry=event.registry_id if event else None,
-                source=msg.source,
-            )
-        partitions = self.topic_partitions()
-        for msg, alert in sequence_gap_alerts(sequences, self.ledger, partitions, self.quiet_after):
-            route_alert(msg, alert, self.topics, self.ledger)
-            ALERTS.labels(str(alert["alert"])).inc()
-            decisions.warning("gateway.sequence_gap", **alert)
-        for (outcome, reason), n in tally.items():
-            EVENTS.labels(outcome, reason).inc(n)
-        return counts
+        """Read the batch's snapshot, judge it in memory, record the outcome."""
+        asked = ask(items, time.time(), self.topic_partitions(), self.quiet_after)
+        outcome = judge(items, self.ledger.snapshot(asked), self.topics)
+        self.ledger.record(outcome)
+        report(outcome)
+        return outcome.counts()
 
     def batch_done(self, batch: Batch[RegistryEvent | Verdict], counts: dict[str, int]) -> None:
         BATCH_SECONDS.observe(time.perf_counter() - batch.started)

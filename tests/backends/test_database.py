@@ -13,8 +13,8 @@ import pytest
 
 from adapters.national.schema import MIGRATIONS as NATIONAL
 from adapters.national.store import open_national_store
+from gateway.service.ledger.backends import open_ledger
 from gateway.service.ledger.schema import MIGRATIONS as LEDGER
-from gateway.service.ledger.store import open_ledger
 from gateway.storage import Migration, open_database
 from gateway.storage.migrations import current_version
 from tests.conftest import pg_schema_url

@@ -13,7 +13,7 @@ import pytest
 
 from adapters.national.store import open_national_store
 from gateway.contract.keys import KeyRing
-from gateway.service.ledger.store import open_ledger
+from gateway.service.ledger.backends import open_ledger
 from tests.conftest import RegistryKey
 from tests.support.harness import Harness, read_to_end
 from tests.system.test_national_adapter import run_adapter, signed_stream

@@ -19,7 +19,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from gateway.keystore import open_key_storage
-from gateway.service.ledger.store import open_ledger
+from gateway.service.ledger.backends import open_ledger
 from gateway.streaming.local_broker import LocalBroker
 from gateway.streaming.topics import Topics, ensure_topics
 from tests.conftest import T0, RegistryKey

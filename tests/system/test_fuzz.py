@@ -15,7 +15,7 @@ from aiokafka import AIOKafkaProducer
 from gateway.contract.keys import KeyRing
 from gateway.contract.message import HEADER_KEY_ID, HEADER_SIGNATURE, SignedMessage
 from gateway.contract.signing import encode_signature, sign
-from gateway.service.ledger.store import open_ledger
+from gateway.service.ledger.backends import open_ledger
 from gateway.streaming.local_broker import LocalBroker
 from tests.conftest import T0, RegistryKey
 from tests.streams import mixed_stream

@@ -19,7 +19,7 @@ from gateway.contract.message import HEADER_KEY_ID, HEADER_SIGNATURE, EventSigne
 from gateway.contract.models import RegistryEvent
 from gateway.contract.reasons import Reason
 from gateway.contract.signing import encode_signature, sign
-from gateway.service.ledger.store import open_ledger
+from gateway.service.ledger.backends import open_ledger
 from gateway.streaming.local_broker import LocalBroker
 from ops.loadgen import T0 as STREAM_T0
 from ops.loadgen import registry_stream

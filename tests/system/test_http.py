@@ -19,7 +19,7 @@ from gateway.contract.keys import KeyRing
 from gateway.contract.message import HEADER_SIGNATURE, EventSigner
 from gateway.contract.models import RegistryEvent
 from gateway.service.http.app import make_app
-from gateway.service.ledger.store import open_ledger
+from gateway.service.ledger.backends import open_ledger
 from gateway.streaming.local_broker import LocalBroker
 from gateway.streaming.topics import Topics
 from tests.conftest import RegistryKey

@@ -19,7 +19,7 @@ from gateway.contract.itmo_message import decode_action
 from gateway.contract.keys import KeyRing
 from gateway.contract.message import EventSigner
 from gateway.contract.models import RegistryEvent
-from gateway.service.ledger.store import open_ledger
+from gateway.service.ledger.backends import open_ledger
 from gateway.streaming.local_broker import LocalBroker
 from tests.conftest import RegistryKey
 from tests.support.harness import Harness, read_to_end

@@ -10,8 +10,12 @@ import pytest
 from adapters.national.store import open_national_store
 from gateway.cli.main import main as crg
 from gateway.cli.reconcile import export_events
+from gateway.ranges import block_key
+from gateway.service.judge import Outcome
+from gateway.service.ledger.backends import open_ledger
+from gateway.service.ledger.memory import MemoryLedger
 from gateway.service.ledger.rules import Change, decide
-from gateway.service.ledger.store import LedgerStore, open_ledger
+from gateway.service.ledger.store import LedgerStore
 from tests.support.national import STORY, apply_all, events
 
 SAMPLE = (
@@ -24,11 +28,16 @@ SAMPLE = (
 
 
 def judge_all(ledger: LedgerStore, stream: list) -> None:  # type: ignore[type-arg]
+    """Every event accepted by the rules, and the blocks they leave written."""
+    memory, before = MemoryLedger(), ledger.blocks()
+    for b in before:
+        memory.insert(b)
+    for e in stream:
+        decision = decide(e, memory)
+        assert isinstance(decision, Change), decision
+        memory.apply(decision)
     with ledger.transaction():
-        for e in stream:
-            decision = decide(e, ledger)
-            assert isinstance(decision, Change), decision
-            ledger.apply(decision)
+        ledger.record(Outcome(deleted=[block_key(b) for b in before], added=memory.blocks()))
 
 
 def test_reconcile_against_the_export_and_an_itmo_ledger(

@@ -14,7 +14,7 @@ from gateway.contract.codec import default_codec
 from gateway.contract.keys import KeyRing
 from gateway.contract.message import EventSigner
 from gateway.contract.models import RegistryEvent
-from gateway.service.ledger.store import open_ledger
+from gateway.service.ledger.backends import open_ledger
 from gateway.streaming.local_broker import LocalBroker
 from tests.conftest import RegistryKey
 from tests.factories import envelope, issued

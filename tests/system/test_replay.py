@@ -9,7 +9,7 @@ from pathlib import Path
 from adapters.national.store import open_national_store
 from gateway.contract.keys import KeyRing
 from gateway.keystore import open_key_storage
-from gateway.service.ledger.store import open_ledger
+from gateway.service.ledger.backends import open_ledger
 from gateway.streaming.local_broker import LocalBroker
 from gateway.streaming.topics import Topics
 from tests.conftest import RegistryKey

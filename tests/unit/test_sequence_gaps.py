@@ -4,18 +4,17 @@ registry's events has delivered a later one, never while it may still be on its 
 from __future__ import annotations
 
 import datetime as dt
-import tempfile
-from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.contract.models import RegistryEvent
+from gateway.service.judge import Item, ask, judge
+from gateway.service.ledger.memory import MemoryLedger
 from gateway.service.ledger.sequences import Mark, merge, missing, watermark
-from gateway.service.ledger.store import open_ledger
-from gateway.service.verdict import SequencesRead, sequence_gap_alerts
 from gateway.streaming.process import Incoming
-from tests.factories import envelope, retired
+from gateway.streaming.topics import Topics
+from tests.factories import block, envelope, issued, retired
 
 T0 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 
@@ -49,7 +48,11 @@ def test_missing_runs() -> None:
 
 
 def _event(n: int) -> RegistryEvent:
-    payload = retired()
+    """Number ``n``: an issuance of units of its own (accepted), or every fifth a
+    retirement of units never issued (refused: its number arrived all the same)."""
+    payload = (
+        retired() if n % 5 == 0 else issued(serial_block=block(n * 10, n * 10 + 9), quantity=10)
+    )
     return RegistryEvent.model_validate(
         envelope(payload, event_id=f"e{n}", sequence=n, occurred_at=T0 + dt.timedelta(seconds=n))
     )
@@ -80,6 +83,24 @@ def _deliveries(draw: st.DrawFn) -> tuple[list[list[int]], set[int], list[list[t
     return streams, skipped, batches
 
 
+def _gaps(
+    ledger: MemoryLedger, batch: list[tuple[int, int]], now: float, partitions: range
+) -> list[dict[str, object]]:
+    """Judge one batch of (partition, number); the sequence-gap alerts it gives."""
+    items: list[Item] = [
+        (Incoming(b"%d" % s, [], None, f"raw/{p}/{s}", p, s), _event(s)) for p, s in batch
+    ]
+    with ledger.transaction():
+        outcome = judge(
+            items, ledger.snapshot(ask(items, now, partitions, quiet_after=1e9)), Topics()
+        )
+        ledger.record(outcome)
+    assert {v.outcome for _, v in outcome.verdicts} <= {"accepted", "rejected"}
+    gap_messages = [m for m in outcome.outbox if m.topic == Topics().alerts]
+    assert len(gap_messages) == len(outcome.gaps)  # each alert also goes to the alerts topic
+    return outcome.gaps
+
+
 @settings(max_examples=150, deadline=None)
 @given(_deliveries())
 def test_reported_gaps_are_exactly_the_skipped_numbers_once_every_partition_moved_past(
@@ -88,26 +109,14 @@ def test_reported_gaps_are_exactly_the_skipped_numbers_once_every_partition_move
     streams, skipped, batches = case
     reported: list[int] = []
     baseline: int | None = None
-    with tempfile.TemporaryDirectory() as tmp:
-        ledger = open_ledger(f"sqlite://{Path(tmp) / 'l.sqlite'}")
-        for i, batch in enumerate(batches):
-            with ledger.transaction():
-                read = SequencesRead(now=float(i))
-                for p, s in batch:
-                    event = _event(s)
-                    read.add(Incoming(b"", [], None, f"raw/{p}/{s}", p, s), event)
-                    if s % 5 == 0:  # refused by the ledger: its number arrived all the same
-                        ledger.record_refused_sequence("verra", s)
-                    else:
-                        ledger.record_accepted("verra", f"e{s}", bytes(32), s, f"raw/{p}/{s}")
-                gaps = sequence_gap_alerts(read, ledger, range(len(streams)), quiet_after=1e9)
-                for _, alert in gaps:
-                    first, last = int(str(alert["missing_from"])), int(str(alert["missing_to"]))
-                    reported += range(first, last + 1)
-            if baseline is None and batch:  # numbers below the first one read: unchecked
-                baseline = min(s for _, s in batch) - 1
-        checked = ledger.sequence_checked("verra")
-        ledger.close()
+    ledger = MemoryLedger()
+    for i, batch in enumerate(batches):
+        for alert in _gaps(ledger, batch, float(i), range(len(streams))):
+            first, last = int(str(alert["missing_from"])), int(str(alert["missing_to"]))
+            reported += range(first, last + 1)
+        if baseline is None and batch:  # numbers below the first one read: unchecked
+            baseline = min(s for _, s in batch) - 1
+    checked = ledger.sequence_checked("verra")
     assert len(reported) == len(set(reported))  # each gap told once
     assert set(reported) <= skipped  # never a number that arrived
     # every skipped number above the baseline is told once every partition has moved
@@ -121,17 +130,11 @@ def test_a_registry_first_read_before_the_topic_partitions_are_known_is_checked(
     """The partitions of the raw topic come from the client's metadata, which may not
     know the topic yet: the batch's own partitions then start the registry's marks (it
     once raised ValueError from an empty list of marks, stopping the gateway)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        ledger = open_ledger(f"sqlite://{Path(tmp) / 'l.sqlite'}")
-        told: list[tuple[object, object]] = []
-        for i, numbers in enumerate([[1, 2, 3], [5, 6]]):
-            with ledger.transaction():
-                read = SequencesRead(now=float(i))
-                for s in numbers:
-                    read.add(Incoming(b"", [], None, f"raw/0/{s}", 0, s), _event(s))
-                    ledger.record_accepted("verra", f"e{s}", bytes(32), s, f"raw/0/{s}")
-                alerts = sequence_gap_alerts(read, ledger, [], quiet_after=1e9)
-                told += [(a["missing_from"], a["missing_to"]) for _, a in alerts]
-        assert told == [(4, 4)]
-        assert ledger.sequence_checked("verra") == 6
-        ledger.close()
+    ledger = MemoryLedger()
+    told = [
+        (a["missing_from"], a["missing_to"])
+        for i, numbers in enumerate([[1, 2, 3], [5, 6]])
+        for a in _gaps(ledger, [(0, s) for s in numbers], float(i), range(0))
+    ]
+    assert told == [(4, 4)]
+    assert ledger.sequence_checked("verra") == 6

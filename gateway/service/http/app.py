@@ -16,22 +16,21 @@ import structlog
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from pydantic import ValidationError
 
 from gateway.contract.codec import SingleObjectCodec
-from gateway.contract.errors import CodecError, ContractError, MessageTooLarge, SignatureError
+from gateway.contract.errors import MessageTooLarge
 from gateway.contract.keys import KeyRing
 from gateway.contract.message import (
     HEADER_KEY_ID,
     HEADER_SIGNATURE,
     signature_headers,
     signed_message,
-    verify_and_decode,
 )
-from gateway.contract.models import describe_invalid
 from gateway.metrics import INGEST_REGISTRY, INGESTED, REGISTRY
 from gateway.service.http.openapi import document
 from gateway.service.ledger.store import LedgerStore
+from gateway.service.verdict import Verdict, authenticate, http_status
+from gateway.streaming.process import Incoming
 from gateway.streaming.topics import Topics
 
 log = structlog.get_logger("crg.http")
@@ -67,18 +66,10 @@ def make_app(
             (HEADER_KEY_ID, request.headers.get("CRG-Key-Id", "").encode()),
             (HEADER_SIGNATURE, request.headers.get("CRG-Signature", "").encode()),
         ]
-        try:
-            event = verify_and_decode(value, headers, keys(), codec)
-        except MessageTooLarge as exc:
-            return _error(413, exc.reason, str(exc))
-        except CodecError as exc:
-            return _error(400, exc.reason, str(exc))
-        except SignatureError as exc:
-            return _error(401, exc.reason, str(exc))
-        except ContractError as exc:
-            return _error(400, exc.reason, str(exc))
-        except ValidationError as exc:
-            return _error(422, "model_invalid", describe_invalid(exc))
+        event = authenticate(Incoming(value, headers, None, "http"), keys(), codec)
+        if isinstance(event, Verdict):
+            assert event.reason is not None
+            return _error(http_status(event.reason), event.reason, event.message)
         key_id, signature = signature_headers(headers)
         message = signed_message(event, value, key_id, signature)
         try:

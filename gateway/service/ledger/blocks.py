@@ -3,7 +3,10 @@ one status and one set of labels. A block splits when part of it moves or change
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
+from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from typing import Any, NamedTuple
 
@@ -79,3 +82,66 @@ class Block(NamedTuple):
 
     def has_label(self, identity: tuple[Any, ...]) -> bool:
         return any(label_identity(json.loads(t)) == identity for t in self.labels)
+
+
+BLOCK_COLUMNS = (
+    "registry_id, series, start_no, end_no, project_id, host_party, vintage, "
+    "unit_type, account, status, labels, issued_by"
+)
+_STATUS = {s.value: s for s in Status}
+
+
+@functools.lru_cache(maxsize=4096)
+def _labels(text: str) -> tuple[str, ...]:
+    """Blocks share few distinct label sets: parse each once."""
+    return tuple(json.loads(text))
+
+
+@functools.lru_cache(maxsize=4096)
+def _labels_text(labels: tuple[str, ...]) -> str:
+    return json.dumps(list(labels))
+
+
+def block_of_row(row: Sequence[Any]) -> Block:
+    """A block from its row (:data:`BLOCK_COLUMNS`)."""
+    return Block(
+        row[0],
+        row[1],
+        int(row[2]),
+        int(row[3]),
+        row[4],
+        row[5],
+        int(row[6]),
+        row[7],
+        row[8],
+        _STATUS[row[9]],
+        _labels(row[10]),
+        row[11],
+    )
+
+
+def block_row(b: Block) -> tuple[Any, ...]:
+    """A block as stored (:data:`BLOCK_COLUMNS`)."""
+    return (
+        b.registry_id,
+        b.series,
+        b.start,
+        b.end,
+        b.project_id,
+        b.host_party,
+        b.vintage,
+        b.unit_type,
+        b.account,
+        b.status.value,
+        _labels_text(b.labels),
+        b.issued_by,
+    )
+
+
+def digest(blocks: Iterable[Block]) -> str:
+    """SHA-256 over blocks in key order: equal ledgers, equal digests, whatever the backend."""
+    h = hashlib.sha256()
+    for b in blocks:
+        h.update(json.dumps(block_row(b), separators=(",", ":")).encode())
+        h.update(b"\n")
+    return h.hexdigest()

@@ -14,13 +14,15 @@ falls silent altogether and resumes later finds its partitions as it left them, 
 quiet. A partition left unread for that long while it still holds the registry's events
 (a member stalled for minutes) can cause a false alert.
 
-Pure: the ledger store keeps the marks and the numbers that arrived; the gateway asks
-once per batch (:func:`gateway.service.verdict.sequence_gap_alerts`).
+Pure: the ledger store keeps the marks and the numbers that arrived; when it reads a
+batch's snapshot it works out each registry's :class:`Window` with :func:`advance`, and the
+judge reports the numbers of the window that never arrived
+(:func:`gateway.service.judge.judge`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 #: seconds of the registry's activity elsewhere after which a partition whose mark was not
@@ -66,3 +68,62 @@ def missing(checked: int, through: int, seen: Iterable[int]) -> list[tuple[int, 
     if at <= through:
         runs.append((at, through))
     return runs
+
+
+class SequencesRead:
+    """A batch's authentic events by registry: per raw partition the highest number read,
+    and the registry's lowest number."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now  # when the batch is judged: the time its marks are raised
+        self.highs: dict[str, dict[int, int]] = {}
+        self.lowest: dict[str, int] = {}
+
+    def add(self, registry: str, partition: int, n: int) -> None:
+        highs = self.highs.setdefault(registry, {})
+        highs[partition] = max(n, highs.get(partition, n))
+        self.lowest[registry] = min(n, self.lowest.get(registry, n))
+
+    def marks(self, registry: str) -> list[Mark]:
+        return [Mark(p, high, self.now) for p, high in self.highs[registry].items()]
+
+
+@dataclass(frozen=True)
+class Window:
+    """What one batch settles of a registry's numbers: every number in
+    ``(checked, through]`` has arrived or is missing; ``seen`` are those of them stored
+    as arrived (accepted or refused) before the batch."""
+
+    checked: int
+    marks: tuple[Mark, ...]  # the registry's marks after the batch
+    through: int
+    seen: frozenset[int] = frozenset()
+
+    @property
+    def settles(self) -> bool:
+        return self.through > self.checked
+
+
+def advance(
+    checked: int | None,
+    stored: Sequence[Mark],
+    read: SequencesRead,
+    registry: str,
+    partitions: Iterable[int],
+    quiet_after: float = QUIET_AFTER,
+) -> Window:
+    """The registry's window after a batch, from its stored checked mark (None before its
+    first event) and marks.
+
+    Numbers below the first one read of a registry are not checked. When the gateway
+    first reads a registry, every partition of the raw topic gets a mark at 0: one not
+    read yet (another member's, or behind) holds the watermark back until it delivers
+    the registry's events or counts as quiet. The batch's own partitions count too: the
+    client may not know the topic's yet."""
+    if checked is None:
+        checked = read.lowest[registry] - 1
+    if not stored:
+        stored = [Mark(p, 0, read.now) for p in sorted({*partitions, *read.highs[registry]})]
+    active_at = max(m.raised_at for m in stored)  # when the registry was last read
+    marks = merge(stored, read.marks(registry))
+    return Window(checked, tuple(marks), watermark(marks, active_at, quiet_after))
