@@ -15,8 +15,10 @@ from aiohttp import web
 
 from adapters.national.store import NationalStore, Query
 from adapters.national.units import ItmoState
+from gateway import resources
 from gateway.contract.itmo import ActionType, ItmoAction
 from gateway.contract.itmo_identifier import parse
+from gateway.contract.time import utc_text
 
 MAX_PAGE = 1000
 #: the query parameters of the ITMO list (also the options of ``crg itmo list``)
@@ -45,7 +47,7 @@ def _time(value: str | None, name: str) -> str | None:
         raise BadQuery(f"{name} must be an ISO 8601 time, e.g. 2026-01-01T00:00:00Z") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    return utc_text(moment)
 
 
 def query_from(params: Any) -> Query:
@@ -159,71 +161,7 @@ def make_national_app(store: NationalStore) -> web.Application:
 
 
 def document(party: str) -> dict[str, Any]:
-    error = {"$ref": "#/components/schemas/Error"}
-
-    def answer(description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-        return {
-            "description": description,
-            "content": {"application/json": {"schema": schema or error}},
-        }
-
-    def param(name: str, description: str, kind: str = "string") -> dict[str, Any]:
-        return {
-            "name": name,
-            "in": "query",
-            "required": False,
-            "description": description,
-            "schema": {"type": kind},
-        }
-
-    path_party = {
-        "name": "party",
-        "in": "path",
-        "required": True,
-        "schema": {"type": "string"},
-        "description": f"ISO 3166-1 alpha-3 of the Party (this adapter: {party})",
-    }
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": f"National ITMO registry ({party})", "version": "1",
-                 "description": "A Party's Article 6 ITMO ledger kept from verified events."},
-        "paths": {
-            "/v1/parties/{party}/itmos": {"get": {
-                "summary": "The Party's ITMO blocks (authorized by it or held under its "
-                           "jurisdiction), filtered and paged",
-                "parameters": [
-                    path_party,
-                    param("state", "AUTHORIZED, FIRST_TRANSFERRED, USED, CANCELLED, REVOKED"),
-                    param("vintage", "year the outcomes occurred", "integer"),
-                    param("action_type", "blocks that underwent an action of this type"),
-                    param("cooperative_approach", "CANNNN"),
-                    param("since", "blocks with an action at or after this time (ISO 8601)"),
-                    param("until", "blocks with an action before this time (ISO 8601)"),
-                    param("after", "the 'next' cursor of the previous page"),
-                    param("limit", f"page size, 1 to {MAX_PAGE} (default 100)", "integer"),
-                ],
-                "responses": {"200": answer("a page of ITMO blocks", {"type": "object"}),
-                              "400": answer("bad query"), "404": answer("not this Party")},
-            }},
-            "/v1/parties/{party}/itmos/{itmo_id}": {"get": {
-                "summary": "The history of the block holding one ITMO",
-                "parameters": [path_party, {"name": "itmo_id", "in": "path", "required": True,
-                               "schema": {"type": "string"},
-                               "description": "e.g. CA0001-GHA01-GHA-1000001-2023"}],
-                "responses": {"200": answer("its actions, in order", {"type": "object"}),
-                              "400": answer("not an ITMO identifier"),
-                              "404": answer("no such ITMO in this Party's ledger")},
-            }},
-            "/v1/parties/{party}/digest": {"get": {
-                "summary": "Deterministic hash of the Party's whole ITMO ledger",
-                "parameters": [path_party],
-                "responses": {"200": answer("digest and counts", {"type": "object"})},
-            }},
-            "/healthz": {"get": {"summary": "Alive", "responses": {"200": answer("ok", {})}}},
-            "/readyz": {"get": {"summary": "Store reachable",
-                                "responses": {"200": answer("ready", {}),
-                                              "503": answer("store unreachable")}}},
-        },
-        "components": {"schemas": {"Error": {"type": "object", "required": ["error", "message"],
-            "properties": {"error": {"type": "string"}, "message": {"type": "string"}}}}},
-    }  # fmt: skip
+    """``schemas/openapi/national-registry.v1.json``, titled with this adapter's Party."""
+    doc = resources.openapi("national-registry.v1")
+    doc["info"]["title"] = f"National ITMO registry ({party})"
+    return doc

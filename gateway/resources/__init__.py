@@ -5,8 +5,10 @@ In a checkout these are links to the repository's ``schemas/`` and ``samples/``.
 
 from __future__ import annotations
 
+import json
 from importlib.resources import files
 from importlib.resources.abc import Traversable
+from typing import Any
 
 
 def schemas() -> Traversable:
@@ -18,3 +20,12 @@ def schemas() -> Traversable:
 def samples() -> Traversable:
     """``samples/registry-exports/``: real public registry exports, with their terms."""
     return files(__name__) / "samples" / "registry-exports"
+
+
+def openapi(name: str) -> dict[str, Any]:
+    """The OpenAPI document ``schemas/openapi/<name>.json`` (e.g. ``gateway.v1``), parsed:
+    a fresh copy for a server to fill in its own settings."""
+    document: dict[str, Any] = json.loads(
+        (schemas() / "openapi" / f"{name}.json").read_text(encoding="utf-8")
+    )
+    return document

@@ -19,12 +19,14 @@ from gateway.contract.keys import KeyRing
 from gateway.contract.message import HEADER_SIGNATURE, EventSigner
 from gateway.contract.models import RegistryEvent
 from gateway.service.http.app import make_app
+from gateway.service.http.openapi import document
 from gateway.service.ledger.backends import open_ledger
 from gateway.streaming.local_broker import LocalBroker
-from gateway.streaming.topics import Topics
+from gateway.streaming.topics import Topics, ensure_topics
 from tests.conftest import RegistryKey
 from tests.factories import envelope, issued
 from tests.support.harness import Harness
+from tests.support.openapi import documented, served
 
 pytestmark = pytest.mark.broker
 CODEC = default_codec()
@@ -35,8 +37,6 @@ KEY = RegistryKey("verra")
 async def server(broker: LocalBroker, tmp_path: Path) -> AsyncIterator[tuple[str, Harness]]:
     ledger = open_ledger(f"sqlite://{tmp_path / 'l.sqlite'}")
     harness = Harness(broker, ledger, KeyRing([KEY.record]))
-    from gateway.streaming.topics import ensure_topics
-
     await ensure_topics(broker.bootstrap_servers, harness.topics.all(), 2)
     producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")
     await producer.start()
@@ -48,6 +48,7 @@ async def server(broker: LocalBroker, tmp_path: Path) -> AsyncIterator[tuple[str
         ledger_probe=ledger,
     )
     async with TestServer(app, host="127.0.0.1") as srv:
+        assert served(app) == documented(document(CODEC.max_size))  # every route, nothing else
         yield str(srv.make_url("")), harness
     await producer.stop()
     ledger.close()

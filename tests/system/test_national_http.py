@@ -21,6 +21,7 @@ from adapters.national.store import NationalStore, open_national_store
 from gateway.cli.main import main as crg
 from gateway.streaming.local_broker import LocalBroker, free_port
 from tests.support.national import STORY, apply_all, events
+from tests.support.openapi import documented, served
 
 
 @pytest.fixture
@@ -88,6 +89,7 @@ async def test_digest_health_and_openapi(client: TestClient, ghana: NationalStor
     assert digest == {"party": "GHA", "digest": ghana.digest(), "applied_events": 4, "actions": 4}
     assert (await client.get("/readyz")).status == 200
     spec = await (await client.get("/openapi.json")).json()
+    assert served(client.app) == documented(spec)  # every route, and nothing else
     assert set(spec["paths"]) >= {
         "/v1/parties/{party}/itmos",
         "/v1/parties/{party}/itmos/{itmo_id}",
