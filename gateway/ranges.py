@@ -44,6 +44,36 @@ class Ranged(Protocol):
 R = TypeVar("R", bound=Ranged)
 
 
+class Piecewise(Ranged, Protocol):
+    def piece(self: P, start: int, end: int) -> P:
+        """The same block narrowed to units ``start``–``end`` (inside its own)."""
+        ...
+
+
+P = TypeVar("P", bound=Piecewise)
+
+
+def split(
+    blocks: Iterable[P], start: int, end: int, update: Callable[[P], P | None]
+) -> tuple[list[P], list[P]]:
+    """(removed, added): each block replaced by its pieces outside ``start``–``end`` and
+    its piece inside as ``update`` changes it; a block whose ``update`` is None stays
+    whole. How both ledgers change part of a block: the rest keeps what it was."""
+    removed: list[P] = []
+    added: list[P] = []
+    for b in blocks:
+        updated = update(b.piece(max(b.start, start), min(b.end, end)))
+        if updated is None:
+            continue
+        removed.append(b)
+        if b.start < start:
+            added.append(b.piece(b.start, start - 1))
+        added.append(updated)
+        if b.end > end:
+            added.append(b.piece(end + 1, b.end))
+    return removed, added
+
+
 class RangeIndex(Generic[R]):
     """Non-overlapping ranges by series, ordered by first unit: the gateway's blocks,
     and the national adapter's Article 6 blocks and issuances."""

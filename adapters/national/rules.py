@@ -45,7 +45,7 @@ from gateway.contract.models import (
     UsePurpose,
 )
 from gateway.contract.time import utc_text
-from gateway.ranges import Range
+from gateway.ranges import Range, split
 
 
 class UnitsView(Protocol):
@@ -292,18 +292,15 @@ def _split(
     effect: Effect,
 ) -> None:
     """Replace each block by its pieces outside the range and the updated piece inside;
-    ``update`` returning None leaves the block as it is."""
-    for b in blocks:
-        inside = b.changed(start=max(b.start, start), end=min(b.end, end))
-        updated = update(inside)
-        if updated is None or updated == inside:
-            continue
-        effect.remove.append(b)
-        if b.start < start:
-            effect.add.append(b.changed(end=start - 1))
-        effect.add.append(updated)
-        if b.end > end:
-            effect.add.append(b.changed(start=end + 1))
+    ``update`` returning None or the piece unchanged leaves the block as it is."""
+
+    def changed(piece: Article6Block) -> Article6Block | None:
+        updated = update(piece)
+        return None if updated == piece else updated
+
+    removed, added = split(blocks, start, end, changed)
+    effect.remove += removed
+    effect.add += added
 
 
 def _label_revoked(

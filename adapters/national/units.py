@@ -99,6 +99,10 @@ class Article6Block:
     def label(self) -> dict[str, Any]:
         return dict(json.loads(self.authorization))
 
+    def piece(self, start: int, end: int) -> Article6Block:
+        assert self.start <= start <= end <= self.end
+        return self.changed(start=start, end=end)
+
     def changed(
         self,
         *,

@@ -28,6 +28,7 @@ from gateway.contract.models import (
     UnitsTransferred,
 )
 from gateway.contract.reasons import Reason
+from gateway.ranges import split
 from gateway.service.ledger.blocks import Block, Status
 
 
@@ -139,14 +140,8 @@ def _movable(blocks: list[Block], account: str, verb: str) -> Rejection | None:
 
 
 def _split(blocks: list[Block], start: int, end: int, update: Callable[[Block], Block]) -> Change:
-    add: list[Block] = []
-    for b in blocks:
-        if b.start < start:
-            add.append(b.piece(b.start, start - 1))
-        add.append(update(b.piece(max(b.start, start), min(b.end, end))))
-        if b.end > end:
-            add.append(b.piece(end + 1, b.end))
-    return Change(remove=tuple(blocks), add=tuple(add))
+    removed, added = split(blocks, start, end, update)
+    return Change(remove=tuple(removed), add=tuple(added))
 
 
 def decide(event: RegistryEvent, view: LedgerView) -> Decision:
