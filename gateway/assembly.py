@@ -9,6 +9,7 @@ topics its outputs go to, through the consumers' constructors.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import shutil
 import tempfile
@@ -32,11 +33,21 @@ from adapters.national.rules import Numbering
 from adapters.national.store import NationalStore, open_national_store
 from gateway.config import Settings
 from gateway.contract.codec import SingleObjectCodec
+from gateway.contract.errors import KeyUnknown
 from gateway.contract.keys import KeyRing
+from gateway.contract.message import EventSigner
 from gateway.contract.schemas import registry_event_versions
 from gateway.keystore import open_key_storage
+from gateway.keystore.private import (
+    generate,
+    load_private_key,
+    private_key_path,
+    write_private_key,
+)
 from gateway.keystore.reloading import ReloadingKeyRing
 from gateway.metrics import INGEST_REGISTRY, REGISTRY, members_registry
+from gateway.publishing.journal import PublishJournal
+from gateway.publishing.publisher import Publisher, PublishReport, make_producer
 from gateway.service.consumer import Gateway
 from gateway.service.http.app import make_app
 from gateway.service.ledger.backends import open_ledger
@@ -51,6 +62,11 @@ national_log = structlog.get_logger("crg.national")
 international_log = structlog.get_logger("crg.international")
 
 KINDS = ("gateway", "national", "international")
+
+
+class SetupError(Exception):
+    """Settings or files that cannot make a working part (no signing key, a key of
+    another registry…): told to the operator without a traceback."""
 
 
 # -- topics and HTTP ------------------------------------------------------------------------
@@ -370,3 +386,91 @@ async def serve_emulator(emulator: Emulator, host: str, port: int, stop: asyncio
         await stop.wait()
     finally:
         await runner.cleanup()
+
+
+# -- publishing -----------------------------------------------------------------------------
+def active_signing_key(settings: Settings, registry: str, ring: KeyRing) -> str | None:
+    """The newest key of ``registry`` that is active now and whose private key is on disk."""
+    now = dt.datetime.now(dt.UTC)
+    key_dir = settings.resolved_private_key_dir
+    for record in reversed(ring.for_registry(registry)):
+        if record.is_active(now) and private_key_path(key_dir, record.key_id).exists():
+            return record.key_id
+    return None
+
+
+def choose_signer(settings: Settings, registry: str, key_id: str | None) -> EventSigner:
+    ring = open_key_storage(settings.resolved_keys_url).load()
+    key_dir = settings.resolved_private_key_dir
+    if key_id is None:
+        key_id = active_signing_key(settings, registry, ring)
+        if key_id is None:
+            raise SetupError(
+                f"no active key of registry {registry!r} with a private key in {key_dir}; "
+                f"run: crg keys generate --registry {registry} --register"
+            )
+    try:
+        record = ring.get(key_id)
+    except KeyUnknown as exc:
+        raise SetupError(str(exc)) from None
+    if record.registry_id != registry:
+        raise SetupError(f"key {key_id} belongs to registry {record.registry_id!r}")
+    path = private_key_path(key_dir, key_id)
+    if not path.exists():
+        raise SetupError(f"no private key file {path}")
+    codec = SingleObjectCodec(registry_event_versions(), max_size=settings.max_message_bytes)
+    return EventSigner(codec, key_id, load_private_key(path))
+
+
+def ensure_registry_key(settings: Settings, registry: str) -> str:
+    """The registry's active signing key, made and registered first if it has none
+    (valid from ten years back, so that the sample exports' dates are inside it)."""
+    storage = open_key_storage(settings.resolved_keys_url)
+    existing = active_signing_key(settings, registry, storage.load())
+    if existing is not None:
+        return existing
+    now = dt.datetime.now(dt.UTC)
+    private, record = generate(registry, now.replace(microsecond=0) - dt.timedelta(days=3650))
+    write_private_key(private_key_path(settings.resolved_private_key_dir, record.key_id), private)
+    storage.save([record])
+    return record.key_id
+
+
+def journal_path(settings: Settings) -> Path:
+    return settings.data_dir / "publisher" / "journal.sqlite"
+
+
+async def publish_items(
+    settings: Settings,
+    signer: EventSigner,
+    registry: str,
+    items: Any,
+    *,
+    topic: str | None = None,
+    resend: bool = False,
+    stop_on_error: bool = False,
+    progress: bool = False,
+    create_topics: bool = False,
+) -> PublishReport:
+    topics = Topics(settings.topic_prefix)
+    if create_topics:
+        await ensure_topics(
+            settings.bootstrap_servers, topics.all(), settings.partitions, settings.replication
+        )
+    journal = PublishJournal(journal_path(settings))
+    producer = make_producer(settings.bootstrap_servers, idempotence=settings.kafka_idempotence)
+    await producer.start()
+    try:
+        publisher = Publisher(
+            signer,
+            registry,
+            journal,
+            producer,
+            topic or topics.raw,
+            resend=resend,
+            stop_on_error=stop_on_error,
+        )
+        return await publisher.publish(items, progress=progress)
+    finally:
+        await producer.stop()
+        journal.close()

@@ -1,32 +1,46 @@
-"""The whole system in one event loop, for ``crg up``: the gateway with HTTP ingest, a
-national-registry adapter per configured Party (with its query API), the
+"""The whole system in one event loop, for ``crg up`` (:func:`up`): the gateway with HTTP
+ingest, a national-registry adapter per configured Party (with its query API), the
 international-registry emulator and adapter — all on 127.0.0.1, SQLite in the data
 directory — and a watcher that says when everything published has gone all the way."""
 
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from importlib.resources.abc import Traversable
 
 from adapters.international.emulator import Emulator
 from adapters.international.store import InternationalStore
 from adapters.national.store import NationalStore
 from gateway.assembly import (
+    choose_signer,
+    ensure_registry_key,
     open_gateway_ledger,
     open_international,
     open_party_store,
+    publish_items,
     run_gateway,
     run_international,
     run_national,
     serve_emulator,
 )
+from gateway.collector import settle_collector
 from gateway.config import Settings
+from gateway.contract.codec import default_codec
+from gateway.contract.message import EventSigner
+from gateway.contract.models import LabelKind, UnitsIssued
+from gateway.keystore import open_key_storage
+from gateway.publishing.reader import read_and_verify
+from gateway.publishing.sources import Draft
+from gateway.publishing.sources.story import article6_story
+from gateway.publishing.sources.verra import read_verra
 from gateway.service.ledger.store import LedgerStore
 from gateway.storage.tracking import TransactionalStore
-from gateway.streaming.local_broker import free_port
-from gateway.streaming.topics import Topics
+from gateway.streaming.local_broker import LocalBroker, free_port
+from gateway.streaming.topics import Topics, ensure_topics
 
 
 @dataclass
@@ -269,3 +283,145 @@ def summary(system: System) -> list[str]:
     for party, holdings in state["holdings"].items():
         out.append(f"  emulator holds for {party}: {sum(h['quantity'] for h in holdings):,} ITMOs")
     return out
+
+
+def up(
+    settings: Settings,
+    parties: list[str],
+    samples: Traversable,
+    *,
+    once: bool,
+    say: Callable[[str], None] = print,
+) -> bool:
+    """``crg up``: the embedded broker and topics, a Verra signing key, the real Verra
+    export of ``samples`` and a scripted Article 6 story signed and published, read back
+    and verified as a downstream party would, then the whole system run until everything
+    published has gone all the way (and on, unless ``once``). True when every event went
+    through; ``say`` gets each line of the account."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with LocalBroker(log_path=settings.data_dir / "broker.log") as broker:
+        settings = settings.model_copy(update={"bootstrap_servers": broker.bootstrap_servers})
+        topics = Topics(settings.topic_prefix)
+        asyncio.run(ensure_topics(broker.bootstrap_servers, topics.all(), settings.partitions))
+        say(f"broker: {broker.bootstrap_servers} (tansu, memory storage, pid {broker.pid})")
+        say(f"topics: {', '.join(topics.all())}")
+
+        key_id = ensure_registry_key(settings, "verra")
+        say(f"registry key: verra / {key_id} (trust store {settings.resolved_keys_url})")
+        signer = choose_signer(settings, "verra", key_id)
+
+        export = samples / "verra" / "transactions.csv"
+        with export.open(encoding="utf-8-sig", newline="") as stream:
+            items = list(read_verra(stream))
+        rows = sum(
+            len(i.records)
+            for i in items
+            if isinstance(i, Draft) and i.fields["payload"]["type"] == "UnitsIssued"
+        )
+        say(f"\nfeed: {export}\n  {rows} export rows → {len(items)} events")
+        story = article6_story("verra")
+        say(
+            f"story: {len(story)} Article 6 events on project {story[0].fields['project_id']}"
+            " (authorization, first transfer, transfer to Switzerland, NDC use, CORSIA)"
+        )
+        forget_positions(settings, parties)
+        # The embedded broker keeps nothing across runs: send everything again; the
+        # journal gives each event its old sequence, so the bytes are identical.
+        report = asyncio.run(
+            publish_items(settings, signer, "verra", [*items, *story[:3]], resend=True)
+        )
+        for line in report.lines():
+            say(line)
+
+        keys = open_key_storage(settings.resolved_keys_url).load()
+        tally = asyncio.run(
+            read_and_verify(
+                broker.bootstrap_servers,
+                topics.raw,
+                keys,
+                default_codec(),
+                expected=report.total_sent,
+                wait_seconds=30,
+            )
+        )
+        say(
+            f"\nread back from {topics.raw}: {tally.total} messages over "
+            f"{len(tally.partitions)} partitions, verified as any downstream party would: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(tally.verified.items()))
+        )
+        article6 = [
+            e.payload
+            for e in tally.events
+            if isinstance(e.payload, UnitsIssued)
+            and any(lbl.kind == LabelKind.ARTICLE6_AUTHORIZATION for lbl in e.payload.labels)
+        ]
+        for issued in article6[:1]:
+            say(
+                f"\nan Article 6 authorized issuance, project {issued.project.project_id} "
+                f"{issued.project.name!r}, host Party {issued.project.host_party}:"
+            )
+            say(f"  {issued.quantity} units, serial {issued.serial_block.serial}")
+            for lbl in issued.labels:
+                say(f"  label {lbl.kind}: {lbl.text}")
+
+        settle_collector()  # from here on it runs like the long-lived services
+        outcome = asyncio.run(
+            _follow(settings, parties, story[3:], report.total_sent, signer, once=once, say=say)
+        )
+        ok = (
+            tally.total == report.total_sent
+            and not tally.rejected
+            and not report.failed
+            and outcome
+        )
+        say(
+            "\nresult: "
+            + (
+                "every published event verified end to end, judged by the gateway and "
+                "followed to the ITMO ledgers and the international registry"
+                if ok
+                else "MISMATCH between published, verified and followed events"
+            )
+        )
+    return ok
+
+
+async def _follow(
+    settings: Settings,
+    parties: list[str],
+    later: list[Draft],
+    published: int,
+    signer: EventSigner,
+    *,
+    once: bool,
+    say: Callable[[str], None],
+) -> bool:
+    """Run the system until everything published went all the way; then publish the
+    rest of the story (a use after the transfer it needs) and follow it too."""
+
+    system = System(settings, parties)
+    since = baseline(settings, parties)
+    await system.start()
+    try:
+        say("\nthe system (all on 127.0.0.1):")
+        for line in system.urls():
+            say(f"  {line}")
+        progress = await wait_until_through(settings, parties, published, since, check=system.check)
+        report = await publish_items(settings, signer, "verra", later, resend=True)
+        say(f"\nstory, later steps (the use after the transfer): sent {report.total_sent}")
+        progress = await wait_until_through(
+            settings, parties, published + report.total_sent, since, check=system.check
+        )
+        say("\nthrough: " + ", ".join(f"{k} {v}" for k, v in progress.items()))
+        for line in summary(system):
+            say(line)
+        if not once:
+            say("\neverything keeps running; Ctrl-C stops it")
+            loop = asyncio.get_running_loop()
+
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, system.stop.set)
+            await system.stop.wait()
+        return True
+    finally:
+        await system.close()

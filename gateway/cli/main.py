@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from gateway.assembly import SetupError
 from gateway.cli import (
     broker,
     international,
@@ -74,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except CommandError as exc:
+    except (CommandError, SetupError) as exc:
         print(f"crg: {exc}", file=sys.stderr)
         return 2
 

@@ -8,28 +8,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, TextIO
 
-from gateway.cli.errors import CommandError
+from gateway.assembly import choose_signer, publish_items
 from gateway.config import Settings
-from gateway.contract.codec import SingleObjectCodec
-from gateway.contract.errors import KeyUnknown
-from gateway.contract.keys import KeyRing
-from gateway.contract.message import EventSigner
-from gateway.contract.schemas import registry_event_versions
-from gateway.keystore import open_key_storage
-from gateway.keystore.private import load_private_key, private_key_path
-from gateway.publishing.journal import PublishJournal
-from gateway.publishing.publisher import Publisher, PublishReport, make_producer
+from gateway.publishing.publisher import PublishReport
 from gateway.publishing.sources import SourceItem
 from gateway.publishing.sources.jsonl import read_jsonl
 from gateway.publishing.sources.verra import read_verra
-from gateway.streaming.topics import Topics, ensure_topics
 
 FORMATS = {"jsonl": read_jsonl, "verra": read_verra}
 
@@ -61,39 +50,6 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_publish)
 
 
-def active_signing_key(settings: Settings, registry: str, ring: KeyRing) -> str | None:
-    """The newest key of ``registry`` that is active now and whose private key is on disk."""
-    now = dt.datetime.now(dt.UTC)
-    key_dir = settings.resolved_private_key_dir
-    for record in reversed(ring.for_registry(registry)):
-        if record.is_active(now) and private_key_path(key_dir, record.key_id).exists():
-            return record.key_id
-    return None
-
-
-def choose_signer(settings: Settings, registry: str, key_id: str | None) -> EventSigner:
-    ring = open_key_storage(settings.resolved_keys_url).load()
-    key_dir = settings.resolved_private_key_dir
-    if key_id is None:
-        key_id = active_signing_key(settings, registry, ring)
-        if key_id is None:
-            raise CommandError(
-                f"no active key of registry {registry!r} with a private key in {key_dir}; "
-                f"run: crg keys generate --registry {registry} --register"
-            )
-    try:
-        record = ring.get(key_id)
-    except KeyUnknown as exc:
-        raise CommandError(str(exc)) from None
-    if record.registry_id != registry:
-        raise CommandError(f"key {key_id} belongs to registry {record.registry_id!r}")
-    path = private_key_path(key_dir, key_id)
-    if not path.exists():
-        raise CommandError(f"no private key file {path}")
-    codec = SingleObjectCodec(registry_event_versions(), max_size=settings.max_message_bytes)
-    return EventSigner(codec, key_id, load_private_key(path))
-
-
 @contextmanager
 def open_input(name: str) -> Iterator[TextIO]:
     if name == "-":
@@ -101,46 +57,6 @@ def open_input(name: str) -> Iterator[TextIO]:
         return
     with open(name, encoding="utf-8-sig", newline="") as stream:
         yield stream
-
-
-def journal_path(settings: Settings) -> Path:
-    return settings.data_dir / "publisher" / "journal.sqlite"
-
-
-async def publish_items(
-    settings: Settings,
-    signer: EventSigner,
-    registry: str,
-    items: Any,
-    *,
-    topic: str | None = None,
-    resend: bool = False,
-    stop_on_error: bool = False,
-    progress: bool = False,
-    create_topics: bool = False,
-) -> PublishReport:
-    topics = Topics(settings.topic_prefix)
-    if create_topics:
-        await ensure_topics(
-            settings.bootstrap_servers, topics.all(), settings.partitions, settings.replication
-        )
-    journal = PublishJournal(journal_path(settings))
-    producer = make_producer(settings.bootstrap_servers, idempotence=settings.kafka_idempotence)
-    await producer.start()
-    try:
-        publisher = Publisher(
-            signer,
-            registry,
-            journal,
-            producer,
-            topic or topics.raw,
-            resend=resend,
-            stop_on_error=stop_on_error,
-        )
-        return await publisher.publish(items, progress=progress)
-    finally:
-        await producer.stop()
-        journal.close()
 
 
 def print_report(report: PublishReport, *, records_read: int | None = None) -> None:
