@@ -56,12 +56,12 @@ class InternationalAdapter(ConsumerProcess[ItmoAction | None]):
             store=store,
             topic=topics.itmo_actions,
             group_id=topics.group("international") if group_id is None else group_id,
+            topics=topics,
+            outputs=outputs,
             idempotence=idempotence,
             max_batch=max_batch,
         )
         self.international = store
-        #: where its outputs go: the topics it reads by default; a scratch replay's own
-        self.topics = topics if outputs is None else outputs
         self.client = client
         self.backoff = backoff or Backoff()
         self.breaker = breaker or CircuitBreaker()

@@ -25,11 +25,6 @@ from gateway.streaming.topics import Topics
 log = structlog.get_logger("crg.national")
 
 
-def consumer_group(topics: Topics, party: str) -> str:
-    """Each Party its own consumer group: several Parties run side by side."""
-    return topics.group(f"national.{party.lower()}")
-
-
 class NationalAdapter(ConsumerProcess[RegistryEvent | None]):
     name = "crg-national"
 
@@ -49,13 +44,13 @@ class NationalAdapter(ConsumerProcess[RegistryEvent | None]):
             bootstrap_servers=bootstrap_servers,
             store=store,
             topic=topics.verified,
-            group_id=consumer_group(topics, store.party) if group_id is None else group_id,
+            group_id=topics.group("national", store.party) if group_id is None else group_id,
+            topics=topics,
+            outputs=outputs,
             idempotence=idempotence,
             max_batch=max_batch,
         )
         self.national = store
-        #: where its outputs go: the topics it reads by default; a scratch replay's own
-        self.topics = topics if outputs is None else outputs
         self.party = store.party
         self.numbering = numbering or store.numbering
 

@@ -23,7 +23,6 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from tqdm import tqdm
 
-from adapters.national.consumer import consumer_group
 from gateway.assembly import consumer_of, open_kind_store
 from gateway.cli.errors import CommandError
 from gateway.cli.running import run_until_signalled
@@ -42,11 +41,6 @@ def register(sub: Any) -> None:
     where.add_argument("--from-time", help="rewind to the first message at or after this time")
     p.add_argument("--into", type=Path, help="replay into a scratch store in this folder")
     p.set_defaults(handler=cmd_replay)
-
-
-def live_group(kind: str, settings: Settings, party: str | None) -> str:
-    topics = Topics(settings.topic_prefix)
-    return consumer_group(topics, party) if kind == "national" and party else topics.group(kind)
 
 
 def scratch_url(kind: str, folder: Path) -> str:
@@ -107,11 +101,12 @@ async def replay(
         raise CommandError("replay national needs --party")
     store = open_kind_store(kind, settings, party, url)
     tag = uuid.uuid4().hex[:8]
+    live = Topics(settings.topic_prefix).group(kind, party if kind == "national" else None)
     process, extra = consumer_of(
         kind,
         settings,
         store,
-        group_id=f"{live_group(kind, settings, party)}.replay-{tag}",  # not the live group
+        group_id=f"{live}.replay-{tag}",  # not the live group
         # what a scratch replay produces must not reach live subscribers
         outputs=Topics(f"{settings.topic_prefix}.replay-{tag}") if into is not None else None,
     )

@@ -82,6 +82,8 @@ class Gateway(ConsumerProcess[RegistryEvent | Verdict]):
             store=ledger,
             topic=topics.raw,
             group_id=topics.group("gateway") if group_id is None else group_id,
+            topics=topics,
+            outputs=outputs,
             idempotence=idempotence,
             max_batch=max_batch,
         )
@@ -92,8 +94,6 @@ class Gateway(ConsumerProcess[RegistryEvent | Verdict]):
         self.quiet_after = quiet_after
         self._keys = keys
         self.codec = codec
-        #: where its outputs go: the topics it reads by default; a scratch replay's own
-        self.topics = topics if outputs is None else outputs
 
     def topic_partitions(self) -> list[int]:
         """Every partition of the raw topic, whoever owns it (from the client's metadata)."""

@@ -42,6 +42,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 
 from gateway.storage.outbox import Headers, OutboxMessage, through
 from gateway.streaming.produce import send_in_batches
+from gateway.streaming.topics import Topics
 
 log = structlog.get_logger("crg.stream")
 
@@ -121,6 +122,8 @@ class ConsumerProcess(Generic[P]):
         store: ProcessStore,
         topic: str,
         group_id: str,
+        topics: Topics,
+        outputs: Topics | None = None,
         idempotence: bool = False,
         max_batch: int = 2000,
     ) -> None:
@@ -128,6 +131,8 @@ class ConsumerProcess(Generic[P]):
         self.store = store
         self.topic = topic
         self.group_id = group_id
+        #: where its outputs go: the topics it reads by default; a scratch replay's own
+        self.topics = topics if outputs is None else outputs
         self.idempotence = idempotence
         self.max_batch = max_batch
         self.consumer: AIOKafkaConsumer | None = None

@@ -38,9 +38,11 @@ class Topics:
         """Actions the international registry refused, with its answer."""
         return f"{self.prefix}.article6.itmo-actions.rejected"
 
-    def group(self, consumer: str) -> str:
-        """Consumer group id of one consumer of these topics (e.g. ``crg.gateway``)."""
-        return f"{self.prefix}.{consumer}"
+    def group(self, consumer: str, party: str | None = None) -> str:
+        """Consumer group id of one consumer of these topics (e.g. ``crg.gateway``); a
+        national adapter's is its Party's own (``crg.national.gha``), so that several
+        Parties run side by side."""
+        return f"{self.prefix}.{consumer}" + (f".{party.lower()}" if party else "")
 
     def all(self) -> list[str]:
         return [
