@@ -30,6 +30,8 @@ pytestmark = pytest.mark.broker
 
 EVENTS = int(os.environ.get("CRG_CRASH_EVENTS", "20000"))
 KILLS = int(os.environ.get("CRG_CRASH_KILLS", "10"))
+#: batches small enough that every kill lands mid-stream, however few the events
+BATCH = max(5, min(100, EVENTS // (10 * (KILLS + 1))))
 PARTITIONS = 4
 
 
@@ -41,7 +43,7 @@ def start_gateway(data_dir: Path, broker: LocalBroker, prefix: str) -> subproces
         "CRG_DATA_DIR": str(data_dir),
         "CRG_LOG_LEVEL": "warning",
         "CRG_LOG_FORMAT": "json",
-        "CRG_GATEWAY_MAX_BATCH": "100",  # small batches: more commits to die between
+        "CRG_GATEWAY_MAX_BATCH": str(BATCH),  # small batches: more commits to die between
     }
     return subprocess.Popen(
         [sys.executable, "-m", "gateway", "gateway"],
@@ -83,10 +85,12 @@ def run_to_end(
         process = start_gateway(data_dir, broker, prefix)
         try:
             if len(progress_at_kills) < kills:
-                while progress(data_dir, topic)[0] == before and time.monotonic() < deadline:
+                while before == progress(data_dir, topic)[0] < total:
+                    assert time.monotonic() < deadline, "the gateway made no progress"
                     assert process.poll() is None, (data_dir / "gw.log").read_text()[-2000:]
                     time.sleep(0.02)
-                time.sleep(rng.uniform(0.0, 0.15))  # inside a batch, a commit, a flush
+                # inside a batch, a commit, a flush (sooner when there are fewer events)
+                time.sleep(rng.uniform(0.0, 0.15) * min(1.0, total / 20_000))
                 process.send_signal(signal.SIGKILL)
                 process.wait(10)
                 progress_at_kills.append(progress(data_dir, topic)[0])
@@ -174,9 +178,11 @@ async def test_sigkill_at_random_moments_changes_nothing(
     reference = await outcome(broker, calm_dir, calm, EVENTS)
     crashed = await outcome(broker, crash_dir, crashy, EVENTS)
     # the stream is a realistic mix: plenty accepted, plenty refused for ledger reasons
+    # (a stream scaled down below 2,000 events is too short for many double uses)
     assert reference["accepted"] > EVENTS // 4
-    assert reference["rejected_in_ledger"]["units_not_active"] > EVENTS // 100
-    assert reference["rejected_in_ledger"]["units_not_held"] > EVENTS // 100
+    if EVENTS >= 2000:
+        assert reference["rejected_in_ledger"]["units_not_active"] > EVENTS // 100
+        assert reference["rejected_in_ledger"]["units_not_held"] > EVENTS // 100
     assert crashed["digest"] == reference["digest"]
     assert crashed["accepted"] == reference["accepted"]
     assert crashed["verified_ids"] == reference["verified_ids"]
