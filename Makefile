@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test lint bench clean
+.PHONY: up test lint bench clean kafka
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,9 +16,13 @@ $(STAMP): pyproject.toml
 up: $(STAMP)
 	$(BIN)/crg up $(ARGS)
 
-## make test: the full test suite (the same command .ci/run calls)
-test: $(STAMP)
+## make test: the full test suite (the same command .ci/run calls), on tansu and on
+## Apache Kafka (fetched with Maven into ~/.cache/crg on first use)
+test: $(STAMP) kafka
 	$(BIN)/python -m pytest $(ARGS)
+
+kafka:
+	ops/kafka/fetch
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy && $(BIN)/deptry .

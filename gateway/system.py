@@ -8,16 +8,20 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.resources.abc import Traversable
+from pathlib import Path
 
 from adapters.international.emulator import Emulator
 from adapters.international.store import InternationalStore
 from adapters.national.store import NationalStore
 from gateway.assembly import (
+    SetupError,
     choose_signer,
     ensure_registry_key,
+    journal_path,
     open_gateway_ledger,
     open_international,
     open_party_store,
@@ -33,12 +37,14 @@ from gateway.contract.codec import default_codec
 from gateway.contract.message import EventSigner
 from gateway.contract.models import LabelKind, UnitsIssued
 from gateway.keystore import open_key_storage
+from gateway.publishing.journal import PublishJournal
 from gateway.publishing.reader import read_and_verify
 from gateway.publishing.sources import Draft
 from gateway.publishing.sources.story import article6_story
 from gateway.publishing.sources.verra import read_verra
 from gateway.service.ledger.store import LedgerStore
 from gateway.storage.tracking import TransactionalStore
+from gateway.streaming.apache_kafka import KAFKA_VERSION, KafkaCluster, kafka_classpath
 from gateway.streaming.local_broker import LocalBroker, free_port
 from gateway.streaming.topics import Topics, ensure_topics
 
@@ -285,25 +291,51 @@ def summary(system: System) -> list[str]:
     return out
 
 
+@contextmanager
+def _embedded_broker(kind: str, data_dir: Path) -> Iterator[tuple[str, str]]:
+    """(bootstrap servers, a description) of the broker ``crg up`` runs."""
+    if kind == "kafka":
+        try:
+            kafka_classpath()
+        except FileNotFoundError as exc:
+            raise SetupError(str(exc)) from None
+        with KafkaCluster(1, data_dir / "kafka") as cluster:
+            yield (
+                cluster.bootstrap_servers,
+                (f"Apache Kafka {KAFKA_VERSION}, one KRaft node, log in {cluster.data_dir}"),
+            )
+        return
+    with LocalBroker(log_path=data_dir / "broker.log") as tansu:
+        yield tansu.bootstrap_servers, f"tansu, memory storage, pid {tansu.pid}"
+
+
 def up(
     settings: Settings,
     parties: list[str],
     samples: Traversable,
     *,
     once: bool,
+    broker: str = "tansu",
     say: Callable[[str], None] = print,
 ) -> bool:
     """``crg up``: the embedded broker and topics, a Verra signing key, the real Verra
     export of ``samples`` and a scripted Article 6 story signed and published, read back
     and verified as a downstream party would, then the whole system run until everything
     published has gone all the way (and on, unless ``once``). True when every event went
-    through; ``say`` gets each line of the account."""
+    through; ``say`` gets each line of the account.
+
+    ``broker``: ``tansu`` (memory storage: everything is published again each run) or
+    ``kafka`` (one Apache Kafka KRaft node keeping its log under the data directory: a
+    second run resumes from the stored offsets and publishes nothing new)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    with LocalBroker(log_path=settings.data_dir / "broker.log") as broker:
-        settings = settings.model_copy(update={"bootstrap_servers": broker.bootstrap_servers})
+    persistent = broker == "kafka"
+    with _embedded_broker(broker, settings.data_dir) as (bootstrap, described):
+        settings = settings.model_copy(
+            update={"bootstrap_servers": bootstrap, "kafka_idempotence": persistent}
+        )
         topics = Topics(settings.topic_prefix)
-        asyncio.run(ensure_topics(broker.bootstrap_servers, topics.all(), settings.partitions))
-        say(f"broker: {broker.bootstrap_servers} (tansu, memory storage, pid {broker.pid})")
+        asyncio.run(ensure_topics(bootstrap, topics.all(), settings.partitions))
+        say(f"broker: {bootstrap} ({described})")
         say(f"topics: {', '.join(topics.all())}")
 
         key_id = ensure_registry_key(settings, "verra")
@@ -324,23 +356,31 @@ def up(
             f"story: {len(story)} Article 6 events on project {story[0].fields['project_id']}"
             " (authorization, first transfer, transfer to Switzerland, NDC use, CORSIA)"
         )
-        forget_positions(settings, parties)
-        # The embedded broker keeps nothing across runs: send everything again; the
-        # journal gives each event its old sequence, so the bytes are identical.
+        if not persistent:
+            # tansu keeps nothing across runs: send everything again; the journal gives
+            # each event its old sequence, so the bytes are identical.
+            forget_positions(settings, parties)
         report = asyncio.run(
-            publish_items(settings, signer, "verra", [*items, *story[:3]], resend=True)
+            publish_items(settings, signer, "verra", [*items, *story[:3]], resend=not persistent)
         )
         for line in report.lines():
             say(line)
+        if persistent:  # the topic kept every event the journal says was acknowledged
+            journal = PublishJournal(journal_path(settings))
+            on_topic = journal.acked("verra")
+            journal.close()
+        else:
+            on_topic = report.total_sent
+        say(f"{report.total_sent} new; {on_topic} on {topics.raw}")
 
         keys = open_key_storage(settings.resolved_keys_url).load()
         tally = asyncio.run(
             read_and_verify(
-                broker.bootstrap_servers,
+                bootstrap,
                 topics.raw,
                 keys,
                 default_codec(),
-                expected=report.total_sent,
+                expected=on_topic,
                 wait_seconds=30,
             )
         )
@@ -366,14 +406,18 @@ def up(
 
         settle_collector()  # from here on it runs like the long-lived services
         outcome = asyncio.run(
-            _follow(settings, parties, story[3:], report.total_sent, signer, once=once, say=say)
+            _follow(
+                settings,
+                parties,
+                story[3:],
+                report.total_sent,
+                signer,
+                once=once,
+                resend=not persistent,
+                say=say,
+            )
         )
-        ok = (
-            tally.total == report.total_sent
-            and not tally.rejected
-            and not report.failed
-            and outcome
-        )
+        ok = tally.total == on_topic and not tally.rejected and not report.failed and outcome
         say(
             "\nresult: "
             + (
@@ -394,6 +438,7 @@ async def _follow(
     signer: EventSigner,
     *,
     once: bool,
+    resend: bool,
     say: Callable[[str], None],
 ) -> bool:
     """Run the system until everything published went all the way; then publish the
@@ -407,7 +452,7 @@ async def _follow(
         for line in system.urls():
             say(f"  {line}")
         progress = await wait_until_through(settings, parties, published, since, check=system.check)
-        report = await publish_items(settings, signer, "verra", later, resend=True)
+        report = await publish_items(settings, signer, "verra", later, resend=resend)
         say(f"\nstory, later steps (the use after the transfer): sent {report.total_sent}")
         progress = await wait_until_through(
             settings, parties, published + report.total_sent, since, check=system.check

@@ -1,4 +1,5 @@
-"""Shared fixtures: the real local broker, a real PostgreSQL, generated keys."""
+"""Shared fixtures: the real brokers (tansu and Apache Kafka), a real PostgreSQL,
+generated keys."""
 
 from __future__ import annotations
 
@@ -13,15 +14,32 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from adapters.national.store import NationalStore, open_national_store
 from gateway.contract.keys import KeyRecord, KeyRing, public_key_bytes
+from gateway.streaming.apache_kafka import KafkaCluster
 from gateway.streaming.local_broker import LocalBroker
+from tests.support.brokers import BROKERS, Broker
 from tests.support.national import Opener
 from tests.support.postgres import postgres_url, stop_postgres
 
 
 @pytest.fixture(scope="session")
-def broker() -> Iterator[LocalBroker]:
+def tansu() -> Iterator[Broker]:
     with LocalBroker() as running:
-        yield running
+        yield Broker("tansu", running.bootstrap_servers, idempotence=False)
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """One Apache Kafka KRaft node; its data and log stay under pytest's temporary
+    folder (the last runs' are kept)."""
+    with KafkaCluster(1, tmp_path_factory.mktemp("kafka")) as cluster:
+        yield Broker("kafka", cluster.bootstrap_servers, idempotence=True)
+
+
+@pytest.fixture(scope="session", params=BROKERS)
+def broker(request: pytest.FixtureRequest) -> Broker:
+    """The broker a system test runs on: tansu, then Apache Kafka (marker ``kafka``)."""
+    running: Broker = request.getfixturevalue(request.param)
+    return running
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -27,7 +27,7 @@ from gateway.assembly import consumer_of, open_kind_store
 from gateway.cli.errors import CommandError
 from gateway.cli.running import run_until_signalled
 from gateway.config import Settings
-from gateway.streaming.topics import Topics
+from gateway.streaming.topics import Topics, topic_partitions
 
 KINDS = ("gateway", "national", "international")
 
@@ -54,10 +54,7 @@ async def positions(
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
     await consumer.start()
     try:
-        await consumer.topics()
-        parts = [
-            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
+        parts = [TopicPartition(topic, p) for p in await topic_partitions(bootstrap, topic)]
         if not parts:
             raise CommandError(f"topic {topic} does not exist on {bootstrap}")
         ends = {tp.partition: o for tp, o in (await consumer.end_offsets(parts)).items()}

@@ -29,6 +29,13 @@ def register(sub: Any) -> None:
     p.add_argument("--once", action="store_true", help="exit after the feed instead of waiting")
     p.add_argument("--samples", type=Path, help="folder of registry exports (has verra/)")
     p.add_argument(
+        "--broker",
+        choices=("tansu", "kafka"),
+        default="tansu",
+        help="tansu (memory, the default) or kafka: one Apache Kafka node that keeps its log"
+        " under the data directory (fetched by ops/kafka/fetch)",
+    )
+    p.add_argument(
         "--parties", default="GHA,CHE", help="Parties whose ITMO ledgers to keep (default GHA,CHE)"
     )
     p.set_defaults(handler=cmd_up)
@@ -47,4 +54,5 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     if "CRG_LOG_LEVEL" not in os.environ:  # the summary is the output; logs only for trouble
         configure_logging(settings.log_format, "warning")
     parties = [p.strip().upper() for p in args.parties.split(",") if p.strip()]
-    return 0 if up(settings, parties, _samples(args.samples), once=args.once) else 1
+    samples = _samples(args.samples)
+    return 0 if up(settings, parties, samples, once=args.once, broker=args.broker) else 1

@@ -44,6 +44,13 @@ class PublishJournal:
         ).fetchone()
         return None if row is None else (int(row[0]), bool(row[1]))
 
+    def acked(self, registry_id: str) -> int:
+        """How many of the registry's events the broker acknowledged."""
+        row = self._db.execute(
+            "SELECT count(*) FROM published WHERE registry_id = ? AND acked", (registry_id,)
+        ).fetchone()
+        return int(row[0])
+
     def last_sequence(self, registry_id: str) -> int:
         row = self._db.execute(
             "SELECT last_sequence FROM sequence_state WHERE registry_id = ?", (registry_id,)

@@ -6,15 +6,15 @@ import asyncio
 import uuid
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from gateway.contract.codec import default_codec
 from gateway.contract.keys import KeyRing
 from gateway.contract.message import SignedMessage, header_value
 from gateway.service.consumer import Gateway
 from gateway.service.ledger.store import LedgerStore
-from gateway.streaming.local_broker import LocalBroker
-from gateway.streaming.topics import Topics, ensure_topics
+from gateway.streaming.topics import Topics, ensure_topics, topic_partitions
+from tests.support.brokers import Broker
 
 
 @dataclass
@@ -27,14 +27,14 @@ class Routed:
 
 @dataclass
 class Harness:
-    broker: LocalBroker
+    broker: Broker
     ledger: LedgerStore
     keys: KeyRing
     partitions: int = 3
     topics: Topics = field(default_factory=lambda: Topics(f"t{uuid.uuid4().hex[:8]}"))
     gateway: Gateway | None = None
     sent: int = 0
-    idempotence: bool = False  # on for Apache Kafka; tansu's memory storage lacks it
+    idempotence: bool | None = None  # None: as the broker allows (on for Apache Kafka)
 
     async def start(self) -> Harness:
         await ensure_topics(self.broker.bootstrap_servers, self.topics.all(), self.partitions)
@@ -44,7 +44,7 @@ class Harness:
             keys=lambda: self.keys,
             codec=default_codec(),
             topics=self.topics,
-            idempotence=self.idempotence,
+            idempotence=self.broker.idempotence if self.idempotence is None else self.idempotence,
         )
         await self.gateway.start()
         return self
@@ -100,18 +100,18 @@ class Harness:
         return out
 
 
-async def read_to_end(broker: LocalBroker, topic: str) -> list[Routed]:
+async def read_to_end(broker: Broker, topic: str) -> list[Routed]:
     """Every message on ``topic`` up to its current end, whatever their number."""
-    from aiokafka import TopicPartition
 
     consumer = AIOKafkaConsumer(
         bootstrap_servers=broker.bootstrap_servers, group_id=None, enable_auto_commit=False
     )
     await consumer.start()
     try:
-        await consumer.topics()  # fetches the cluster metadata
-        known = consumer.partitions_for_topic(topic) or set()
-        partitions = [TopicPartition(topic, p) for p in sorted(known)]
+        known = await topic_partitions(broker.bootstrap_servers, topic)
+        partitions = [TopicPartition(topic, p) for p in known]
+        if not partitions:
+            return []  # no such topic: nothing on it
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)

@@ -20,10 +20,10 @@ from aiokafka import AIOKafkaProducer
 
 from gateway.keystore import open_key_storage
 from gateway.service.ledger.backends import open_ledger
-from gateway.streaming.local_broker import LocalBroker
 from gateway.streaming.topics import Topics, ensure_topics
 from tests.conftest import T0, RegistryKey
 from tests.streams import mixed_stream
+from tests.support.brokers import Broker
 from tests.support.harness import read_to_end, reason_of
 
 pytestmark = pytest.mark.broker
@@ -35,7 +35,7 @@ BATCH = max(5, min(100, EVENTS // (10 * (KILLS + 1))))
 PARTITIONS = 4
 
 
-def start_gateway(data_dir: Path, broker: LocalBroker, prefix: str) -> subprocess.Popen[bytes]:
+def start_gateway(data_dir: Path, broker: Broker, prefix: str) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "CRG_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
@@ -72,7 +72,7 @@ def progress(data_dir: Path, topic: str) -> tuple[int, int]:
 
 
 def run_to_end(
-    data_dir: Path, broker: LocalBroker, prefix: str, total: int, kills: int, rng: random.Random
+    data_dir: Path, broker: Broker, prefix: str, total: int, kills: int, rng: random.Random
 ) -> list[int]:
     """Run the gateway until it has judged ``total`` messages, SIGKILLing it ``kills`` times
     on the way, each time shortly after it has started to make progress. Returns how many
@@ -107,7 +107,7 @@ def run_to_end(
     raise AssertionError("out of time")
 
 
-async def publish(broker: LocalBroker, prefix: str, messages: list) -> None:  # type: ignore[type-arg]
+async def publish(broker: Broker, prefix: str, messages: list) -> None:  # type: ignore[type-arg]
     topics = Topics(prefix)
     await ensure_topics(broker.bootstrap_servers, topics.all(), PARTITIONS)
     producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all", linger_ms=5)
@@ -136,7 +136,7 @@ def prepare(tmp: Path, keys: dict[str, RegistryKey]) -> Path:
     return tmp
 
 
-async def outcome(broker: LocalBroker, data_dir: Path, prefix: str, total: int) -> dict:  # type: ignore[type-arg]
+async def outcome(broker: Broker, data_dir: Path, prefix: str, total: int) -> dict:  # type: ignore[type-arg]
     ledger = open_ledger(f"sqlite://{data_dir / 'gateway' / 'ledger.sqlite'}")
     topics = Topics(prefix)
     verified = await read_to_end(broker, topics.verified)
@@ -153,9 +153,7 @@ async def outcome(broker: LocalBroker, data_dir: Path, prefix: str, total: int) 
     return result
 
 
-async def test_sigkill_at_random_moments_changes_nothing(
-    broker: LocalBroker, tmp_path: Path
-) -> None:
+async def test_sigkill_at_random_moments_changes_nothing(broker: Broker, tmp_path: Path) -> None:
     keys = two_registries()
     messages = mixed_stream(keys, EVENTS)
     calm, crashy = f"calm{uuid.uuid4().hex[:6]}", f"crash{uuid.uuid4().hex[:6]}"
@@ -178,9 +176,9 @@ async def test_sigkill_at_random_moments_changes_nothing(
     reference = await outcome(broker, calm_dir, calm, EVENTS)
     crashed = await outcome(broker, crash_dir, crashy, EVENTS)
     # the stream is a realistic mix: plenty accepted, plenty refused for ledger reasons
-    # (a stream scaled down below 2,000 events is too short for many double uses)
+    # (a stream scaled down below 10,000 events is too short for many double uses)
     assert reference["accepted"] > EVENTS // 4
-    if EVENTS >= 2000:
+    if EVENTS >= 10_000:
         assert reference["rejected_in_ledger"]["units_not_active"] > EVENTS // 100
         assert reference["rejected_in_ledger"]["units_not_held"] > EVENTS // 100
     assert crashed["digest"] == reference["digest"]

@@ -16,9 +16,9 @@ from gateway.contract.keys import KeyRing
 from gateway.contract.message import HEADER_KEY_ID, HEADER_SIGNATURE, SignedMessage
 from gateway.contract.signing import encode_signature, sign
 from gateway.service.ledger.backends import open_ledger
-from gateway.streaming.local_broker import LocalBroker
 from tests.conftest import T0, RegistryKey
 from tests.streams import mixed_stream
+from tests.support.brokers import Broker
 from tests.support.harness import Harness
 
 pytestmark = pytest.mark.broker
@@ -81,7 +81,7 @@ def hostile(rng: random.Random, valid: list[SignedMessage], key: RegistryKey) ->
     return base.key, bytes(value), headers
 
 
-async def test_hostile_messages_are_all_rejected(broker: LocalBroker, tmp_path: Path) -> None:
+async def test_hostile_messages_are_all_rejected(broker: Broker, tmp_path: Path) -> None:
     key = RegistryKey("verra", valid_from=T0)
     valid = mixed_stream({"verra": key}, 300, seed=11)
     rng = random.Random(99)

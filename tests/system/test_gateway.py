@@ -20,7 +20,6 @@ from gateway.contract.models import RegistryEvent
 from gateway.contract.reasons import Reason
 from gateway.contract.signing import encode_signature, sign
 from gateway.service.ledger.backends import open_ledger
-from gateway.streaming.local_broker import LocalBroker
 from ops.loadgen import T0 as STREAM_T0
 from ops.loadgen import registry_stream
 from tests.conftest import RegistryKey
@@ -33,6 +32,7 @@ from tests.factories import (
     retired,
     transferred,
 )
+from tests.support.brokers import Broker
 from tests.support.harness import Harness, reason_of
 
 pytestmark = pytest.mark.broker
@@ -81,7 +81,7 @@ def ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-async def harness(broker: LocalBroker, ledger_url: str) -> AsyncIterator[Harness]:
+async def harness(broker: Broker, ledger_url: str) -> AsyncIterator[Harness]:
     ledger = open_ledger(ledger_url)
     h = await Harness(broker, ledger, KeyRing()).start()
     yield h
@@ -221,7 +221,7 @@ async def test_mixed_stream_ends_in_the_expected_state(harness: Harness) -> None
 
 
 async def test_restart_resumes_from_the_ledger_not_the_group(
-    broker: LocalBroker, tmp_path: Path
+    broker: Broker, tmp_path: Path
 ) -> None:
     verra = Registry(RegistryKey("verra", valid_from=T))
     ledger = open_ledger(f"sqlite://{tmp_path / 'l.sqlite'}")

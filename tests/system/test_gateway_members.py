@@ -19,10 +19,11 @@ from pathlib import Path
 import pytest
 
 from gateway.service.members import Members, MembersFailed
-from gateway.streaming.local_broker import LocalBroker, free_port
+from gateway.streaming.local_broker import free_port
 from gateway.streaming.topics import Topics
 from ops.processes import descendants
 from tests.streams import mixed_stream
+from tests.support.brokers import Broker
 from tests.system.test_crash import (
     outcome,
     prepare,
@@ -38,7 +39,7 @@ EVENTS = 6000
 
 
 def start_members(
-    data_dir: Path, broker: LocalBroker, prefix: str, http_port: int
+    data_dir: Path, broker: Broker, prefix: str, http_port: int
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
@@ -98,16 +99,22 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-def two_members_undisturbed(data_dir: Path, broker: LocalBroker, prefix: str) -> None:
+def two_members_undisturbed(data_dir: Path, broker: Broker, prefix: str) -> None:
     """Both members take partitions; the parent's ``/metrics`` counts every event once."""
     port, log = free_port(), data_dir / "gw.log"
     parent = start_members(data_dir, broker, prefix, port)
     try:
         topic = Topics(prefix).raw
         wait_for(lambda: progress(data_dir, topic) == (EVENTS, 0), "judged", parent, log)
+
+        def sharing() -> set[int]:
+            return {a["member"] for a in log_events(log, "crg-gateway.assigned") if a["partitions"]}
+
+        # on Apache Kafka one member may judge a short stream alone before the other
+        # joins; the group then gives the newcomer its share all the same
+        wait_for(lambda: sharing() == {0, 1}, "both members assigned", parent, log)
         assigned = log_events(log, "crg-gateway.assigned")
         shares = [set(a["partitions"]) for a in assigned if a["partitions"]]
-        assert {a["member"] for a in assigned if a["partitions"]} == {0, 1}, assigned
         assert set().union(*shares) == {0, 1, 2, 3}
         assert judged_total(port) == EVENTS  # both members' counts, summed by the parent
     finally:
@@ -115,7 +122,7 @@ def two_members_undisturbed(data_dir: Path, broker: LocalBroker, prefix: str) ->
         assert parent.wait(60) == 0
 
 
-def a_member_killed_then_the_parent(data_dir: Path, broker: LocalBroker, prefix: str) -> None:
+def a_member_killed_then_the_parent(data_dir: Path, broker: Broker, prefix: str) -> None:
     """A member SIGKILLed mid-stream is restarted and the stream judged to the end; the
     parent SIGKILLed, its members stop."""
     log = data_dir / "gw.log"
@@ -143,7 +150,7 @@ def a_member_killed_then_the_parent(data_dir: Path, broker: LocalBroker, prefix:
 
 
 async def test_two_members_judge_as_one_gateway_and_a_killed_member_is_replaced(
-    broker: LocalBroker, tmp_path: Path
+    broker: Broker, tmp_path: Path
 ) -> None:
     keys = two_registries()
     messages = mixed_stream(keys, EVENTS)

@@ -21,10 +21,10 @@ from gateway.contract.models import RegistryEvent
 from gateway.service.http.app import make_app
 from gateway.service.http.openapi import document
 from gateway.service.ledger.backends import open_ledger
-from gateway.streaming.local_broker import LocalBroker
 from gateway.streaming.topics import Topics, ensure_topics
 from tests.conftest import RegistryKey
 from tests.factories import envelope, issued
+from tests.support.brokers import Broker
 from tests.support.harness import Harness
 from tests.support.openapi import documented, served
 
@@ -34,7 +34,7 @@ KEY = RegistryKey("verra")
 
 
 @pytest.fixture
-async def server(broker: LocalBroker, tmp_path: Path) -> AsyncIterator[tuple[str, Harness]]:
+async def server(broker: Broker, tmp_path: Path) -> AsyncIterator[tuple[str, Harness]]:
     ledger = open_ledger(f"sqlite://{tmp_path / 'l.sqlite'}")
     harness = Harness(broker, ledger, KeyRing([KEY.record]))
     await ensure_topics(broker.bootstrap_servers, harness.topics.all(), 2)
@@ -175,7 +175,7 @@ async def test_health_readiness_metrics_openapi(server: tuple[str, Harness]) -> 
             }
 
 
-async def test_not_ready_when_the_topic_is_missing(broker: LocalBroker, tmp_path: Path) -> None:
+async def test_not_ready_when_the_topic_is_missing(broker: Broker, tmp_path: Path) -> None:
     ledger = open_ledger(f"sqlite://{tmp_path / 'l.sqlite'}")
     producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers)
     await producer.start()

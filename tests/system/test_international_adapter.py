@@ -31,9 +31,9 @@ from adapters.international.store import open_international_store
 from gateway.cli.main import main as crg
 from gateway.contract.itmo import ItmoAction
 from gateway.contract.itmo_message import action_headers, decode_action, encode_action
-from gateway.streaming.local_broker import LocalBroker
 from gateway.streaming.topics import Topics, ensure_topics
 from ops.loadgen_itmo import action_stream
+from tests.support.brokers import Broker
 from tests.support.harness import read_to_end
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,7 +52,7 @@ def expected(actions: list[ItmoAction]) -> tuple[dict[str, Any], set[str]]:
     return registry.state(), refused
 
 
-async def publish(broker: LocalBroker, topics: Topics, actions: list[ItmoAction]) -> None:
+async def publish(broker: Broker, topics: Topics, actions: list[ItmoAction]) -> None:
     # one partition: the registry's checks need the order across Parties too
     await ensure_topics(
         broker.bootstrap_servers, [topics.itmo_actions, topics.itmo_actions_rejected], 1
@@ -86,7 +86,7 @@ async def registry() -> AsyncIterator[tuple[Emulator, str]]:
 
 
 async def test_faults_and_an_outage_in_process(
-    broker: LocalBroker,
+    broker: Broker,
     registry: tuple[Emulator, str],
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
@@ -178,7 +178,7 @@ def answered(path: Path) -> int:
         return 0
 
 
-def start_adapter(broker: LocalBroker, url: str, store: Path, prefix: str) -> subprocess.Popen[str]:
+def start_adapter(broker: Broker, url: str, store: Path, prefix: str) -> subprocess.Popen[str]:
     env = {
         **os.environ,
         "CRG_TOPIC_PREFIX": prefix,
@@ -217,7 +217,7 @@ def rss_mb(pid: int) -> float:
 
 
 async def test_ten_thousand_actions_with_faults_sigkills_and_an_outage(
-    broker: LocalBroker, registry: tuple[Emulator, str], tmp_path: Path
+    broker: Broker, registry: tuple[Emulator, str], tmp_path: Path
 ) -> None:
     n = int(os.environ.get("CRG_INTL_ACTIONS", "10000"))
     kills = int(os.environ.get("CRG_INTL_KILLS", "3"))

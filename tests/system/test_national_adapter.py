@@ -20,8 +20,8 @@ from gateway.contract.keys import KeyRing
 from gateway.contract.message import EventSigner
 from gateway.contract.models import RegistryEvent
 from gateway.service.ledger.backends import open_ledger
-from gateway.streaming.local_broker import LocalBroker
 from tests.conftest import RegistryKey
+from tests.support.brokers import Broker
 from tests.support.harness import Harness, read_to_end
 from tests.support.national import NDC_FLOW, REVOKED, STORY, Opener, events
 
@@ -37,7 +37,7 @@ def signed_stream(key: RegistryKey) -> list[Any]:
 
 
 @pytest.fixture
-async def verified(broker: LocalBroker, tmp_path: Path) -> AsyncIterator[Harness]:
+async def verified(broker: Broker, tmp_path: Path) -> AsyncIterator[Harness]:
     """The stories judged by the gateway: every one accepted onto the verified topic."""
     key = RegistryKey("verra")
     ledger = open_ledger(f"sqlite://{tmp_path / 'ledger.sqlite'}")

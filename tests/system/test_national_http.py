@@ -19,7 +19,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from adapters.national.http import make_national_app
 from adapters.national.store import NationalStore, open_national_store
 from gateway.cli.main import main as crg
-from gateway.streaming.local_broker import LocalBroker, free_port
+from gateway.streaming.local_broker import free_port
+from tests.support.brokers import Broker
 from tests.support.national import STORY, apply_all, events
 from tests.support.openapi import documented, served
 
@@ -132,7 +133,7 @@ def test_itmo_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
         crg([*base, "itmo", "list", "--party", "XXX"])
 
 
-def test_the_adapter_command_serves_and_stops_cleanly(tmp_path: Path, broker: LocalBroker) -> None:
+def test_the_adapter_command_serves_and_stops_cleanly(tmp_path: Path, broker: Broker) -> None:
     """``crg adapter national`` as operators run it: answers /readyz, then SIGTERM ends
     it with status 0."""
     port = free_port()

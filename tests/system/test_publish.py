@@ -23,19 +23,20 @@ from gateway.streaming.local_broker import LocalBroker
 from gateway.streaming.topics import ensure_topics, list_topics
 from tests.conftest import RegistryKey
 from tests.factories import envelope, issued, retired
+from tests.support.brokers import Broker
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "registry-exports" / "verra"
 
 pytestmark = pytest.mark.broker
 
 
-async def fresh_topic(broker: LocalBroker, partitions: int = 6) -> str:
+async def fresh_topic(broker: Broker, partitions: int = 6) -> str:
     name = f"test.{uuid.uuid4().hex[:10]}"
     assert await ensure_topics(broker.bootstrap_servers, [name], partitions) == [name]
     return name
 
 
-async def publish(broker: LocalBroker, key: RegistryKey, topic: str, items, journal, **kw):  # type: ignore[no-untyped-def]
+async def publish(broker: Broker, key: RegistryKey, topic: str, items, journal, **kw):  # type: ignore[no-untyped-def]
     producer = make_producer(broker.bootstrap_servers, idempotence=False)
     await producer.start()
     try:
@@ -45,7 +46,7 @@ async def publish(broker: LocalBroker, key: RegistryKey, topic: str, items, jour
         await producer.stop()
 
 
-async def raw_values(broker: LocalBroker, topic: str, expected: int) -> list[bytes]:
+async def raw_values(broker: Broker, topic: str, expected: int) -> list[bytes]:
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=broker.bootstrap_servers,
@@ -65,14 +66,14 @@ async def raw_values(broker: LocalBroker, topic: str, expected: int) -> list[byt
     return values
 
 
-async def test_topics_are_created_once(broker: LocalBroker) -> None:
+async def test_topics_are_created_once(broker: Broker) -> None:
     name = await fresh_topic(broker)
     assert await ensure_topics(broker.bootstrap_servers, [name], 6) == []
     assert name in await list_topics(broker.bootstrap_servers)
 
 
 async def test_real_verra_export_published_consumed_and_verified(
-    broker: LocalBroker, tmp_path: Path
+    broker: Broker, tmp_path: Path
 ) -> None:
     key = RegistryKey("verra", valid_from=dt.datetime(2016, 1, 1, tzinfo=dt.UTC))
     topic = await fresh_topic(broker)
@@ -113,7 +114,7 @@ async def test_real_verra_export_published_consumed_and_verified(
 
 
 async def test_jsonl_counts_add_up_and_bad_lines_are_reported(
-    broker: LocalBroker, tmp_path: Path
+    broker: Broker, tmp_path: Path
 ) -> None:
     key = RegistryKey("verra")
     topic = await fresh_topic(broker, partitions=2)
@@ -142,9 +143,7 @@ async def test_jsonl_counts_add_up_and_bad_lines_are_reported(
     journal.close()
 
 
-async def test_stop_on_error_stops_at_the_first_bad_line(
-    broker: LocalBroker, tmp_path: Path
-) -> None:
+async def test_stop_on_error_stops_at_the_first_bad_line(broker: Broker, tmp_path: Path) -> None:
     key = RegistryKey("verra")
     topic = await fresh_topic(broker, partitions=1)
     text = "\n".join(
@@ -164,7 +163,7 @@ async def test_stop_on_error_stops_at_the_first_bad_line(
 
 
 async def test_unreachable_broker_reports_failures_and_rerun_resends_same_sequence(
-    broker: LocalBroker, tmp_path: Path
+    broker: Broker, tmp_path: Path
 ) -> None:
     """A send that fails is reported; its journal entry keeps the sequence for the re-run."""
     key = RegistryKey("verra")

@@ -15,9 +15,9 @@ from gateway.contract.keys import KeyRing
 from gateway.contract.message import EventSigner
 from gateway.contract.models import RegistryEvent
 from gateway.service.ledger.backends import open_ledger
-from gateway.streaming.local_broker import LocalBroker
 from tests.conftest import RegistryKey
 from tests.factories import envelope, issued
+from tests.support.brokers import Broker
 from tests.support.harness import Harness
 
 pytestmark = pytest.mark.broker
@@ -42,7 +42,7 @@ def crg(data_dir: Path, harness: Harness, *args: str) -> subprocess.CompletedPro
 
 
 async def test_list_show_and_reprocess_after_late_key_registration(
-    broker: LocalBroker, tmp_path: Path
+    broker: Broker, tmp_path: Path
 ) -> None:
     key = RegistryKey("verra")
     ledger = open_ledger(f"sqlite://{tmp_path / 'gateway' / 'ledger.sqlite'}")

@@ -10,15 +10,15 @@ from adapters.national.store import open_national_store
 from gateway.contract.keys import KeyRing
 from gateway.keystore import open_key_storage
 from gateway.service.ledger.backends import open_ledger
-from gateway.streaming.local_broker import LocalBroker
 from gateway.streaming.topics import Topics
 from tests.conftest import RegistryKey
+from tests.support.brokers import Broker
 from tests.support.harness import Harness, read_to_end
 from tests.system.test_cli import crg
 from tests.system.test_national_adapter import run_adapter, signed_stream
 
 
-async def test_replays_reconcile_and_change_nothing(broker: LocalBroker, tmp_path: Path) -> None:
+async def test_replays_reconcile_and_change_nothing(broker: Broker, tmp_path: Path) -> None:
     data = tmp_path / "data"
     prefix = f"replay{tmp_path.name[-6:].replace('_', '')}"
     key = RegistryKey("verra")
