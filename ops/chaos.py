@@ -22,6 +22,8 @@ import random
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +40,7 @@ from gateway.contract.message import EventSigner, SignedMessage
 from gateway.keystore import open_key_storage
 from gateway.logging import configure_logging
 from gateway.service.ledger.backends import open_ledger
+from gateway.streaming.apache_kafka import KafkaCluster
 from gateway.streaming.local_broker import LocalBroker, free_port
 from gateway.streaming.produce import produce_all
 from gateway.streaming.topics import Topics, ensure_topics
@@ -76,13 +79,23 @@ def stream(n: int, seed: int) -> tuple[list[SignedMessage], KeyRecord]:
     return mixed_stream({"verra": signer}, n, seed=seed, projects=max(n // 100, 5)), record
 
 
-def components(data: Path, broker: LocalBroker, prefix: str, registry_url: str) -> Processes:
+@contextmanager
+def running_broker(kind: str) -> Iterator[LocalBroker | KafkaCluster]:
+    """tansu, or one Apache Kafka node (fetched by ops/kafka/fetch), for one run."""
+    with LocalBroker() if kind == "tansu" else KafkaCluster(1) as broker:
+        yield broker
+
+
+def components(
+    data: Path, broker: LocalBroker | KafkaCluster, prefix: str, registry_url: str
+) -> Processes:
     """The system's processes for one data directory and topic prefix."""
     env = {
         **os.environ,
         "CRG_DATA_DIR": str(data),
         "CRG_TOPIC_PREFIX": prefix,
         "CRG_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "CRG_KAFKA_IDEMPOTENCE": "true" if isinstance(broker, KafkaCluster) else "false",
         "CRG_INTERNATIONAL_REGISTRY_URL": registry_url,
         "CRG_LOG_LEVEL": "warning",
         "CRG_LOG_FORMAT": "json",
@@ -103,6 +116,7 @@ async def one_run(
     chaos: bool,
     seed: int,
     within: float,
+    broker_kind: str = "tansu",
 ) -> Outcome:
 
     rng = random.Random(seed)
@@ -112,7 +126,10 @@ async def one_run(
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
-    with tempfile.TemporaryDirectory(prefix="crg-chaos-") as tmp, LocalBroker() as broker:
+    with (
+        tempfile.TemporaryDirectory(prefix="crg-chaos-") as tmp,
+        running_broker(broker_kind) as broker,
+    ):
         data = Path(tmp)
         prefix = f"chaos{uuid.uuid4().hex[:6]}"
         open_key_storage(str(data / "keys" / "public-keys.json")).save([key])
@@ -162,7 +179,9 @@ async def one_run(
     return outcome
 
 
-def _digests(data: Path, prefix: str, broker: LocalBroker) -> tuple[str, dict[str, str]]:
+def _digests(
+    data: Path, prefix: str, broker: LocalBroker | KafkaCluster
+) -> tuple[str, dict[str, str]]:
 
     ledger = open_ledger(f"sqlite://{data / 'gateway' / 'ledger.sqlite'}")
     digest = ledger.digest()
@@ -175,12 +194,19 @@ def _digests(data: Path, prefix: str, broker: LocalBroker) -> tuple[str, dict[st
     return digest, nationals
 
 
-async def run(events: int, rounds: int, seed: int = 1, within: float = 600) -> bool:
+async def run(
+    events: int, rounds: int, seed: int = 1, within: float = 600, broker: str = "tansu"
+) -> bool:
 
     configure_logging("console", "warning")
     messages, key = stream(events, seed)
-    print(f"chaos: {events:,} events, {rounds} rounds; first an undisturbed run…", flush=True)
-    calm = await one_run(messages, key, rounds, chaos=False, seed=seed, within=within)
+    print(
+        f"chaos on {broker}: {events:,} events, {rounds} rounds; first an undisturbed run…",
+        flush=True,
+    )
+    calm = await one_run(
+        messages, key, rounds, chaos=False, seed=seed, within=within, broker_kind=broker
+    )
     print(
         f"  undisturbed: {calm.seconds:.0f} s, ledger {calm.ledger[:16]}, "
         + ", ".join(f"{p} {d[:16]}" for p, d in calm.nationals.items())
@@ -188,7 +214,9 @@ async def run(events: int, rounds: int, seed: int = 1, within: float = 600) -> b
         flush=True,
     )
     print("then the same stream with disruptions…", flush=True)
-    wild = await one_run(messages, key, rounds, chaos=True, seed=seed + 1, within=within)
+    wild = await one_run(
+        messages, key, rounds, chaos=True, seed=seed + 1, within=within, broker_kind=broker
+    )
     for line in wild.disruptions:
         print(f"  {line}")
     print(

@@ -243,9 +243,11 @@ def register_chaos(sub: Any) -> None:
     p.add_argument("--rounds", type=int, default=20, help="disruptions (one per round)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--within", type=float, default=600, help="seconds each run may take")
+    p.add_argument("--broker", choices=("tansu", "kafka"), default="tansu")
     p.set_defaults(handler=cmd_chaos)
 
 
 def cmd_chaos(args: argparse.Namespace, settings: Settings) -> int:
 
-    return 0 if asyncio.run(chaos.run(args.events, args.rounds, args.seed, args.within)) else 1
+    done = chaos.run(args.events, args.rounds, args.seed, args.within, args.broker)
+    return 0 if asyncio.run(done) else 1

@@ -38,7 +38,7 @@ PARTITIONS = 4
 def start_gateway(data_dir: Path, broker: Broker, prefix: str) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
-        "CRG_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        **broker.env(),
         "CRG_TOPIC_PREFIX": prefix,
         "CRG_DATA_DIR": str(data_dir),
         "CRG_LOG_LEVEL": "warning",

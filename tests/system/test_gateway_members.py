@@ -43,7 +43,7 @@ def start_members(
 ) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
-        "CRG_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        **broker.env(),
         "CRG_TOPIC_PREFIX": prefix,
         "CRG_DATA_DIR": str(data_dir),
         "CRG_LOG_LEVEL": "info",

@@ -185,6 +185,7 @@ def start_adapter(broker: Broker, url: str, store: Path, prefix: str) -> subproc
         "CRG_LOG_FORMAT": "json",
         "CRG_LOG_LEVEL": "warning",
         "CRG_INTERNATIONAL_REGISTRY_TOKEN": TOKEN,
+        **broker.env(),
     }
     return subprocess.Popen(
         [
