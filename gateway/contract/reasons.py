@@ -27,6 +27,7 @@ class Reason(StrEnum):
     UNDECODABLE_BODY = "undecodable.body"
     MODEL_INVALID = "model_invalid"
     # identity and order
+    PARTITION_NOT_OF_KEY = "partition_not_of_key"
     DUPLICATE_REPEAT = "duplicate_repeat"  # identical bytes: dropped, counted, not an error
     EVENT_ID_CONFLICT = "event_id_conflict"
     SEQUENCE_REPEAT = "sequence_repeat"

@@ -33,7 +33,7 @@ from gateway.service.ledger.staged import Issuance, StagedIdentities, StagedIssu
 from gateway.service.verdict import Verdict, own_headers
 from gateway.storage.outbox import Headers
 from gateway.streaming.process import Incoming
-from gateway.streaming.topics import Topics
+from gateway.streaming.topics import Topics, key_partition
 
 Item = tuple[Incoming, RegistryEvent | Verdict]  # a message and what authentication made of it
 #: an accepted event: registry, event id, SHA-256, ledger position, sequence
@@ -173,8 +173,11 @@ def judge(items: Sequence[Item], snapshot: Snapshot, topics: Topics) -> Outcome:
     """Every message's verdict, and what the ledger writes for the batch."""
     ledger, out = _Ledger(snapshot), Outcome()
     received_at = utc_text(snapshot.asked.now)
+    count = len(snapshot.asked.partitions)
     for msg, first in items:
-        verdict = first if isinstance(first, Verdict) else _judge_authentic(msg, first, ledger)
+        verdict = (
+            first if isinstance(first, Verdict) else _judge_authentic(msg, first, ledger, count)
+        )
         if verdict.outcome == "rejected" and verdict.event is not None:
             out.refused.append((verdict.event.registry_id, verdict.event.sequence))
         out.verdicts.append((msg, verdict))
@@ -188,8 +191,21 @@ def judge(items: Sequence[Item], snapshot: Snapshot, topics: Topics) -> Outcome:
     return out
 
 
-def _judge_authentic(msg: Incoming, event: RegistryEvent, ledger: _Ledger) -> Verdict:
-    """The ledger's part of the verdict on an authentic, well-formed event."""
+def _judge_authentic(
+    msg: Incoming, event: RegistryEvent, ledger: _Ledger, partitions: int
+) -> Verdict:
+    """The verdict on an authentic, well-formed event: its place, then the ledger's part.
+    ``partitions``: of the raw topic (0 when not known: the place is not checked)."""
+    if msg.key is not None and partitions:
+        expected = key_partition(msg.key, partitions)
+        if msg.partition != expected:
+            return Verdict(
+                "rejected",
+                Reason.PARTITION_NOT_OF_KEY,
+                f"on partition {msg.partition}, but its key's is {expected} of {partitions}"
+                " (murmur2, the Java client's partitioner): the publisher partitions otherwise",
+                event,
+            )
     sha = hashlib.sha256(msg.value).digest()
     seen, holder = ledger.identities.clash(event.registry_id, event.event_id, event.sequence)
     if seen is not None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.partitioner import murmur2
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,12 @@ class Topics:
             self.itmo_actions,
             self.itmo_actions_rejected,
         ]
+
+
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition of ``key`` among ``partitions``: murmur2, as the Java client's default
+    partitioner and aiokafka's (librdkafka's default, CRC32, gives another one)."""
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 async def ensure_topics(
