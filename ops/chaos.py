@@ -22,7 +22,7 @@ import random
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,16 +79,37 @@ def stream(n: int, seed: int) -> tuple[list[SignedMessage], KeyRecord]:
     return mixed_stream({"verra": signer}, n, seed=seed, projects=max(n // 100, 5)), record
 
 
+Broker = LocalBroker | KafkaCluster
+#: a disruption for one round (its number), or None; says what it did
+Disrupt = Callable[[int, Broker, Processes, random.Random], Awaitable[str | None]]
+
+
 @contextmanager
-def running_broker(kind: str) -> Iterator[LocalBroker | KafkaCluster]:
-    """tansu, or one Apache Kafka node (fetched by ops/kafka/fetch), for one run."""
-    with LocalBroker() if kind == "tansu" else KafkaCluster(1) as broker:
-        yield broker
+def running_broker(kind: str, nodes: int = 1) -> Iterator[Broker]:
+    """tansu, or Apache Kafka (fetched by ops/kafka/fetch; ``nodes`` KRaft nodes, each
+    with a smaller heap when there are several), for one run."""
+    if kind == "tansu":
+        with LocalBroker() as tansu:
+            yield tansu
+        return
+    with KafkaCluster(nodes, heap_mb=512 if nodes == 1 else 384) as cluster:
+        yield cluster
 
 
-def components(
-    data: Path, broker: LocalBroker | KafkaCluster, prefix: str, registry_url: str
-) -> Processes:
+async def chaos_round(r: int, broker: Broker, parts: Processes, rng: random.Random) -> str:
+    """A broker pause (one time in four) or a SIGKILLed component."""
+    if rng.random() < 0.25:
+        pause = rng.uniform(0.5, 2.0)
+        broker.pause()
+        await asyncio.sleep(pause)
+        broker.resume()
+        return f"round {r + 1}: broker paused {pause:.1f} s"
+    victim = rng.choice(sorted(parts.commands))
+    parts.kill(victim)
+    return f"round {r + 1}: SIGKILL {victim}"
+
+
+def components(data: Path, broker: Broker, prefix: str, registry_url: str) -> Processes:
     """The system's processes for one data directory and topic prefix."""
     env = {
         **os.environ,
@@ -117,7 +138,12 @@ async def one_run(
     seed: int,
     within: float,
     broker_kind: str = "tansu",
+    *,
+    nodes: int = 1,
+    disrupt: Disrupt | None = None,
 ) -> Outcome:
+    """The stream published in ``rounds`` parts through every component; with ``chaos``,
+    each round ends with a disruption (``disrupt``, by default :func:`chaos_round`)."""
 
     rng = random.Random(seed)
     started = time.monotonic()
@@ -128,13 +154,13 @@ async def one_run(
     await web.TCPSite(runner, "127.0.0.1", port).start()
     with (
         tempfile.TemporaryDirectory(prefix="crg-chaos-") as tmp,
-        running_broker(broker_kind) as broker,
+        running_broker(broker_kind, nodes) as broker,
     ):
         data = Path(tmp)
         prefix = f"chaos{uuid.uuid4().hex[:6]}"
         open_key_storage(str(data / "keys" / "public-keys.json")).save([key])
         topics = Topics(prefix)
-        await ensure_topics(broker.bootstrap_servers, topics.all(), PARTITIONS)
+        await ensure_topics(broker.bootstrap_servers, topics.all(), PARTITIONS, min(nodes, 3))
         parts = components(data, broker, prefix, f"http://127.0.0.1:{port}")
         parts.start_all()
         outcome = Outcome("", {}, 0, 0, 0)
@@ -148,16 +174,9 @@ async def one_run(
                 parts.check()
                 if not chaos:
                     continue
-                if rng.random() < 0.25:
-                    pause = rng.uniform(0.5, 2.0)
-                    broker.pause()
-                    await asyncio.sleep(pause)
-                    broker.resume()
-                    outcome.disruptions.append(f"round {r + 1}: broker paused {pause:.1f} s")
-                else:
-                    victim = rng.choice(sorted(parts.commands))
-                    parts.kill(victim)
-                    outcome.disruptions.append(f"round {r + 1}: SIGKILL {victim}")
+                done = await (disrupt or chaos_round)(r, broker, parts, rng)
+                if done is not None:
+                    outcome.disruptions.append(done)
 
             settings = Settings(
                 data_dir=data, topic_prefix=prefix, bootstrap_servers=broker.bootstrap_servers
@@ -179,9 +198,7 @@ async def one_run(
     return outcome
 
 
-def _digests(
-    data: Path, prefix: str, broker: LocalBroker | KafkaCluster
-) -> tuple[str, dict[str, str]]:
+def _digests(data: Path, prefix: str, broker: Broker) -> tuple[str, dict[str, str]]:
 
     ledger = open_ledger(f"sqlite://{data / 'gateway' / 'ledger.sqlite'}")
     digest = ledger.digest()
