@@ -47,13 +47,12 @@ from gateway.contract.message import EventSigner, SignedMessage
 from gateway.keystore import open_key_storage
 from gateway.logging import configure_logging
 from gateway.service.ledger.backends import open_ledger
-from gateway.streaming.local_broker import LocalBroker
 from gateway.streaming.process import ConsumerProcess
 from gateway.streaming.produce import produce_all
 from gateway.streaming.topics import Topics, ensure_topics
 from ops.bench_gateway import bare_loop, fresh_schema
 from ops.loadgen import registry_stream
-from ops.processes import Processes
+from ops.processes import Broker, Processes, broker_env, running_broker
 
 PARTITIONS = 4
 WINDOW = 5.0  # seconds of sending per latency window
@@ -64,6 +63,7 @@ class Figures:
     events: int
     store: str
     processes: int = 1  # of the gateway and of the bare loop
+    broker: str = "tansu"
     bare_rate: float = 0.0
     e2e_rate: float = 0.0
     accepted: int = 0
@@ -84,14 +84,14 @@ class Figures:
 
 
 def pair_of(
-    data: Path, bootstrap: str, prefix: str, store: str | None, processes: int = 1
+    data: Path, broker: Broker, prefix: str, store: str | None, processes: int = 1
 ) -> Processes:
     """The gateway and Ghana's national adapter as processes over one data directory."""
     env = {
         **os.environ,
         "CRG_DATA_DIR": str(data),
         "CRG_TOPIC_PREFIX": prefix,
-        "CRG_BOOTSTRAP_SERVERS": bootstrap,
+        **broker_env(broker),
         "CRG_LOG_FORMAT": "json",
         "CRG_LOG_LEVEL": "warning",
     }
@@ -184,7 +184,7 @@ def signed_events(
 
 
 async def throughput(
-    broker: LocalBroker,
+    broker: Broker,
     messages: list[SignedMessage],
     record: KeyRecord,
     store: str | None,
@@ -194,7 +194,7 @@ async def throughput(
         data, prefix = Path(tmp), f"e2e{uuid.uuid4().hex[:6]}"
         _keys(data, record)
         await ensure_topics(broker.bootstrap_servers, Topics(prefix).all(), PARTITIONS)
-        pair = pair_of(data, broker.bootstrap_servers, prefix, store, f.processes)
+        pair = pair_of(data, broker, prefix, store, f.processes)
         pair.start_all()
         try:
             await _wait_joined(pair)
@@ -223,7 +223,7 @@ async def throughput(
         f.replay_rate = await replay_rate(broker, prefix)
 
 
-async def replay_rate(broker: LocalBroker, prefix: str) -> float:
+async def replay_rate(broker: Broker, prefix: str) -> float:
     """The adapter over the whole verified topic again, into an empty store, in a process
     of its own as the adapter runs (``crg adapter national``, ``crg replay``), not in
     this one, which holds every signed event of the run: in a process holding them, the
@@ -274,7 +274,7 @@ async def _replay(bootstrap: str, prefix: str) -> float:
 
 
 async def latency(
-    broker: LocalBroker,
+    broker: Broker,
     messages: list[SignedMessage],
     record: KeyRecord,
     store: str | None,
@@ -285,7 +285,7 @@ async def latency(
         data, prefix = Path(tmp), f"lat{uuid.uuid4().hex[:6]}"
         _keys(data, record)
         await ensure_topics(broker.bootstrap_servers, Topics(prefix).all(), PARTITIONS)
-        pair = pair_of(data, broker.bootstrap_servers, prefix, store, f.processes)
+        pair = pair_of(data, broker, prefix, store, f.processes)
         pair.start_all()
         sent_at: dict[str, float] = {}
         codec = default_codec()
@@ -350,9 +350,7 @@ async def _offer(
         await producer.stop()
 
 
-async def bare_hop(
-    broker: LocalBroker, messages: list[SignedMessage], rate: float, f: Figures
-) -> None:
+async def bare_hop(broker: Broker, messages: list[SignedMessage], rate: float, f: Figures) -> None:
     """The floor of the latency, in the same run: the same events at the same rate
     through one topic to a plain consumer that fetches as the pipeline's consumers do
     (publish → gateway and verified → adapter are two such hops)."""
@@ -438,17 +436,24 @@ async def _verified_times(bootstrap: str, topic: str, expected: int) -> dict[str
 
 
 async def run(
-    n: int, store: str | None, rate: float, latency_seconds: float, processes: int | None = None
+    n: int,
+    store: str | None,
+    rate: float,
+    latency_seconds: float,
+    processes: int | None = None,
+    broker_kind: str = "tansu",
 ) -> Figures:
 
     configure_logging("console", "warning")
-    f = Figures(n, (store or "sqlite").split("://")[0], processes or os.cpu_count() or 1)
+    f = Figures(
+        n, (store or "sqlite").split("://")[0], processes or os.cpu_count() or 1, broker_kind
+    )
     print(f"generating and signing {n:,} events…", file=sys.stderr, flush=True)
     messages, record, private = signed_events(n)
     # this process publishes and replays while it holds every signed event of the run:
     # settled like the services' processes, or each collection would walk them all
     settle_collector()
-    with LocalBroker() as broker:
+    with running_broker(broker_kind) as broker:
         floor = Topics(f"bare{uuid.uuid4().hex[:6]}")
         await ensure_topics(broker.bootstrap_servers, [floor.raw, floor.raw + ".out"], PARTITIONS)
         await produce_all(broker.bootstrap_servers, floor.raw, messages)
@@ -463,9 +468,9 @@ async def run(
     fresh, _, _ = signed_events(count, seed=11, private=private)
     # each on a broker of its own: tansu's memory storage delivers more slowly as it fills
     # (one bare hop at 1,000/s: p99 15 ms in the first 5 s, 59 ms after 40 s)
-    with LocalBroker() as broker:
+    with running_broker(broker_kind) as broker:
         await bare_hop(broker, fresh, rate, f)
-    with LocalBroker() as broker:
+    with running_broker(broker_kind) as broker:
         await latency(broker, fresh, record, store, rate, f)
     return f
 
@@ -473,7 +478,8 @@ async def run(
 def report(f: Figures) -> str:
     rss = f.rss_mb
     lines = [
-        f"end-to-end benchmark: {f.events:,} events, stores {f.store}, {os.cpu_count()} cores,"
+        f"end-to-end benchmark: {f.events:,} events, broker {f.broker}, stores {f.store},"
+        f" {os.cpu_count()} cores,"
         f" gateway and bare loop {f.processes} process(es) each",
         f"  bare loop (consume + decode + verify + produce):   {f.bare_rate:>9,.0f} events/s",
         f"  end to end (publish → last ITMO record committed): {f.e2e_rate:>8,.0f} events/s"

@@ -22,8 +22,7 @@ import random
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,13 +39,12 @@ from gateway.contract.message import EventSigner, SignedMessage
 from gateway.keystore import open_key_storage
 from gateway.logging import configure_logging
 from gateway.service.ledger.backends import open_ledger
-from gateway.streaming.apache_kafka import KafkaCluster
-from gateway.streaming.local_broker import LocalBroker, free_port
+from gateway.streaming.local_broker import free_port
 from gateway.streaming.produce import produce_all
 from gateway.streaming.topics import Topics, ensure_topics
 from gateway.system import Baseline, wait_until_through
 from ops.loadgen import mixed_stream
-from ops.processes import Processes
+from ops.processes import Broker, Processes, broker_env, running_broker
 
 PARTIES = ("GHA", "CHE")
 PARTITIONS = 4
@@ -79,21 +77,8 @@ def stream(n: int, seed: int) -> tuple[list[SignedMessage], KeyRecord]:
     return mixed_stream({"verra": signer}, n, seed=seed, projects=max(n // 100, 5)), record
 
 
-Broker = LocalBroker | KafkaCluster
 #: a disruption for one round (its number), or None; says what it did
 Disrupt = Callable[[int, Broker, Processes, random.Random], Awaitable[str | None]]
-
-
-@contextmanager
-def running_broker(kind: str, nodes: int = 1) -> Iterator[Broker]:
-    """tansu, or Apache Kafka (fetched by ops/kafka/fetch; ``nodes`` KRaft nodes, each
-    with a smaller heap when there are several), for one run."""
-    if kind == "tansu":
-        with LocalBroker() as tansu:
-            yield tansu
-        return
-    with KafkaCluster(nodes, heap_mb=512 if nodes == 1 else 384) as cluster:
-        yield cluster
 
 
 async def chaos_round(r: int, broker: Broker, parts: Processes, rng: random.Random) -> str:
@@ -115,8 +100,7 @@ def components(data: Path, broker: Broker, prefix: str, registry_url: str) -> Pr
         **os.environ,
         "CRG_DATA_DIR": str(data),
         "CRG_TOPIC_PREFIX": prefix,
-        "CRG_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
-        "CRG_KAFKA_IDEMPOTENCE": "true" if isinstance(broker, KafkaCluster) else "false",
+        **broker_env(broker),
         "CRG_INTERNATIONAL_REGISTRY_URL": registry_url,
         "CRG_LOG_LEVEL": "warning",
         "CRG_LOG_FORMAT": "json",

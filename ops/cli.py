@@ -54,6 +54,12 @@ def register_bench(sub: Any) -> None:
     )
     p.add_argument("--rate", type=float, default=1000.0, help="offered load for latency")
     p.add_argument("--latency-seconds", type=float, default=30.0)
+    p.add_argument(
+        "--broker",
+        choices=("tansu", "kafka"),
+        default="tansu",
+        help="tansu, or one Apache Kafka node (ops/kafka/fetch)",
+    )
     p.add_argument("--json", action="store_true", help="JSON instead of the table")
     p.add_argument(
         "--processes", type=int, help="gateway and bare-loop processes (default: one per core)"
@@ -231,7 +237,9 @@ def cmd_bench_international(args: argparse.Namespace, settings: Settings) -> int
 def cmd_bench_e2e(args: argparse.Namespace, settings: Settings) -> int:
 
     figures = asyncio.run(
-        bench_e2e.run(args.n, args.store, args.rate, args.latency_seconds, args.processes)
+        bench_e2e.run(
+            args.n, args.store, args.rate, args.latency_seconds, args.processes, args.broker
+        )
     )
     print(bench_e2e.as_json(figures) if args.json else bench_e2e.report(figures))
     return 0

@@ -13,8 +13,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from gateway.streaming.apache_kafka import KafkaCluster
 from gateway.streaming.topics import Topics
-from ops.chaos import Broker, Disrupt
-from ops.processes import Processes
+from ops.chaos import Disrupt
+from ops.processes import Broker, Processes
 
 
 async def leader_of(bootstrap_servers: str, topic: str, partition: int) -> int:

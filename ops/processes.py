@@ -6,7 +6,34 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from gateway.streaming.apache_kafka import KafkaCluster
+from gateway.streaming.local_broker import LocalBroker
+
+Broker = LocalBroker | KafkaCluster
+
+
+@contextmanager
+def running_broker(kind: str, nodes: int = 1) -> Iterator[Broker]:
+    """tansu, or Apache Kafka (fetched by ops/kafka/fetch; ``nodes`` KRaft nodes, each
+    with a smaller heap when there are several), for one run."""
+    if kind == "tansu":
+        with LocalBroker() as tansu:
+            yield tansu
+        return
+    with KafkaCluster(nodes, heap_mb=512 if nodes == 1 else 384) as cluster:
+        yield cluster
+
+
+def broker_env(broker: Broker) -> dict[str, str]:
+    """The settings a ``crg`` process needs for ``broker`` (idempotent producers on Kafka)."""
+    return {
+        "CRG_BOOTSTRAP_SERVERS": broker.bootstrap_servers,
+        "CRG_KAFKA_IDEMPOTENCE": "true" if isinstance(broker, KafkaCluster) else "false",
+    }
 
 
 def status_mb(pid: int, field_name: str) -> float:
