@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 from gateway.contract.models import RegistryEvent, UnitsIssued
@@ -28,7 +28,14 @@ from gateway.ranges import BlockKey, Range, StagedBlocks
 from gateway.service.identity import project_identity
 from gateway.service.ledger.blocks import Block
 from gateway.service.ledger.rules import Change, decide
-from gateway.service.ledger.sequences import QUIET_AFTER, SequencesRead, Window, missing
+from gateway.service.ledger.sequences import (
+    QUIET_AFTER,
+    Mark,
+    SequencesRead,
+    Window,
+    advance,
+    missing,
+)
 from gateway.service.ledger.staged import Issuance, StagedIdentities, StagedIssuances
 from gateway.service.verdict import Verdict, own_headers
 from gateway.storage.outbox import Headers
@@ -84,6 +91,30 @@ def ask(
         quiet_after=quiet_after,
         now=now,
     )
+
+
+def windows_of(
+    asked: Asked,
+    checked: dict[str, int],
+    marks: dict[str, list[Mark]],
+    seen: Callable[[str, int, int], set[int]],
+) -> dict[str, Window]:
+    """Each registry's sequence window after the batch, from its stored checked mark and
+    marks; ``seen(registry, after, through)`` reads the stored numbers a window settles."""
+    windows = {}
+    for registry in sorted(asked.sequences.highs):
+        w = advance(
+            checked.get(registry),
+            marks.get(registry, []),
+            asked.sequences,
+            registry,
+            asked.partitions,
+            asked.quiet_after,
+        )
+        if w.settles:
+            w = replace(w, seen=frozenset(seen(registry, w.checked, w.through)))
+        windows[registry] = w
+    return windows
 
 
 @dataclass(frozen=True)

@@ -7,14 +7,21 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from typing import Self
 
 from gateway.ranges import RangeIndex
-from gateway.service.judge import Asked, Outcome, Outgoing, Rejected, Snapshot, Stored
+from gateway.service.judge import (
+    Asked,
+    Outcome,
+    Outgoing,
+    Rejected,
+    Snapshot,
+    Stored,
+    windows_of,
+)
 from gateway.service.ledger.blocks import Block, digest
 from gateway.service.ledger.rules import Change
-from gateway.service.ledger.sequences import Mark, Window, advance
+from gateway.service.ledger.sequences import Mark
 from gateway.service.ledger.staged import Issuance
 
 
@@ -62,20 +69,8 @@ class MemoryLedger(RangeIndex[Block]):
             for held in (event_id, self.sequences.get((registry, sequence))):
                 if held is not None and (registry, held) in self.accepted:
                     accepted.add(self.accepted[registry, held])
-        windows = {}
-        for registry in sorted(asked.sequences.highs):
-            stored_marks = sorted(self.marks.get(registry, {}).values(), key=lambda m: m.partition)
-            w: Window = advance(
-                self.checked.get(registry),
-                stored_marks,
-                asked.sequences,
-                registry,
-                asked.partitions,
-                asked.quiet_after,
-            )
-            if w.settles:
-                w = replace(w, seen=frozenset(self.sequences_seen(registry, w.checked, w.through)))
-            windows[registry] = w
+        marks = {r: self.sequence_marks(r) for r in asked.sequences.highs}
+        windows = windows_of(asked, self.checked, marks, self.sequences_seen)
         positions = tuple(range(self._position + 1, self._position + 1 + asked.accepts))
         return Snapshot(
             asked=asked,

@@ -13,13 +13,13 @@ from __future__ import annotations
 import functools
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from gateway.ranges import NO_RANGE, Range
-from gateway.service.judge import Asked, Outcome, Snapshot, Stored
+from gateway.service.judge import Asked, Outcome, Snapshot, Stored, windows_of
 from gateway.service.ledger.blocks import BLOCK_COLUMNS, Block, block_of_row, block_row, digest
-from gateway.service.ledger.sequences import Mark, Window, advance
+from gateway.service.ledger.sequences import Mark, Window
 from gateway.service.ledger.staged import Issuance
 from gateway.storage.database import chunks, values_list
 from gateway.storage.outbox import pack_headers
@@ -127,20 +127,7 @@ class LedgerStore(TransactionalStore, ABC):
             registries,
         ).fetchall():
             marks.setdefault(str(r[0]), []).append(Mark(int(r[1]), int(r[2]), float(r[3])))
-        windows = {}
-        for registry in registries:
-            w = advance(
-                checked.get(registry),
-                marks.get(registry, []),
-                asked.sequences,
-                registry,
-                asked.partitions,
-                asked.quiet_after,
-            )
-            if w.settles:
-                w = replace(w, seen=frozenset(self.sequences_seen(registry, w.checked, w.through)))
-            windows[registry] = w
-        return windows
+        return windows_of(asked, checked, marks, self.sequences_seen)
 
     def _stored_blocks(self, ranges: list[Range]) -> Iterator[Block]:
         for chunk in chunks(ranges, NO_RANGE):
