@@ -53,15 +53,23 @@ class Harness:
         if self.gateway:
             await self.gateway.stop()
 
-    async def send(self, *messages: SignedMessage | tuple[bytes | None, bytes, list]) -> None:  # type: ignore[type-arg]
+    async def send(self, *messages: SignedMessage | tuple) -> None:  # type: ignore[type-arg]
+        """Signed messages, or (key, value, headers[, partition]): on the partition given,
+        else on the key's."""
         producer = AIOKafkaProducer(bootstrap_servers=self.broker.bootstrap_servers, acks="all")
         await producer.start()
         try:
             for m in messages:
-                key, value, headers = (
+                key, value, headers, *partition = (
                     (m.key, m.value, list(m.headers)) if isinstance(m, SignedMessage) else m
                 )
-                await producer.send_and_wait(self.topics.raw, value, key=key, headers=headers)
+                await producer.send_and_wait(
+                    self.topics.raw,
+                    value,
+                    key=key,
+                    headers=headers,
+                    partition=partition[0] if partition else None,
+                )
                 self.sent += 1
         finally:
             await producer.stop()

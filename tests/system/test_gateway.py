@@ -20,6 +20,7 @@ from gateway.contract.models import RegistryEvent
 from gateway.contract.reasons import Reason
 from gateway.contract.signing import encode_signature, sign
 from gateway.service.ledger.backends import open_ledger
+from gateway.streaming.topics import key_partition
 from ops.loadgen import T0 as STREAM_T0
 from ops.loadgen import registry_stream
 from tests.conftest import RegistryKey
@@ -113,6 +114,9 @@ async def test_every_reason_code_from_a_crafted_event(harness: Harness) -> None:
     avro = record.to_avro()
     avro["payload"][1]["quantity"] = 5  # quantity ≠ range size: only the model sees it
     wrong_quantity = CODEC.encode(avro)
+    aside = verra.event(retired(), event_id="aside", sequence=950)
+    assert aside.key is not None  # sent to a partition its key does not give
+    wrong = (key_partition(aside.key, harness.partitions) + 1) % harness.partitions
     crafted: list[tuple[str, Any]] = [
         ("accepted", good_issue),
         ("duplicate_repeat", good_issue),
@@ -133,6 +137,7 @@ async def test_every_reason_code_from_a_crafted_event(harness: Harness) -> None:
             verra.raw(MARKER + CODEC.current.fingerprint + b"\x02a\x02b\x02c\x02\x00\x7e"),
         ),
         ("model_invalid", verra.raw(wrong_quantity)),
+        ("partition_not_of_key", (aside.key, aside.value, list(aside.headers), wrong)),
         ("event_id_conflict", verra.event(issued(labels=[]), event_id="e1")),
         ("sequence_repeat", verra.event(retired(), sequence=1)),
         ("issuance_overlap", verra.event(issued(labels=[], serial_block=block(1500, 2499)))),
@@ -155,7 +160,7 @@ async def test_every_reason_code_from_a_crafted_event(harness: Harness) -> None:
     await harness.send(*other_partition)
     await harness.drain()
 
-    rejected = await harness.read(harness.topics.rejected, expected=25)
+    rejected = await harness.read(harness.topics.rejected, expected=26)
     verified = await harness.read(harness.topics.verified, expected=3)
     expected_rejections = [r for r, _ in crafted if r not in ("accepted", "duplicate_repeat")]
     assert sorted(reason_of(r) for r in rejected) == sorted(expected_rejections)
