@@ -9,22 +9,10 @@ from __future__ import annotations
 import asyncio
 import random
 
-from aiokafka.admin import AIOKafkaAdminClient
-
 from gateway.streaming.apache_kafka import KafkaCluster
-from gateway.streaming.topics import Topics
+from gateway.streaming.topics import Topics, partition_leaders
 from ops.chaos import Disrupt
 from ops.processes import Broker, Processes
-
-
-async def leader_of(bootstrap_servers: str, topic: str, partition: int) -> int:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    await admin.start()
-    try:
-        (described,) = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    return next(int(p["leader"]) for p in described["partitions"] if p["partition"] == partition)
 
 
 def failover(pause_seconds: float) -> Disrupt:
@@ -35,7 +23,7 @@ def failover(pause_seconds: float) -> Disrupt:
         assert isinstance(broker, KafkaCluster) and broker.nodes == 3
         topic = Topics(parts.env["CRG_TOPIC_PREFIX"]).raw
         if r in (0, 3):  # kill the leader of a busy partition (0, later 1)
-            leader = await leader_of(broker.bootstrap_servers, topic, r // 3)
+            leader = (await partition_leaders(broker.bootstrap_servers, topic))[r // 3]
             broker.kill(leader)
             down.append(leader)
             return f"round {r + 1}: SIGKILL node {leader}, leader of {topic}/{r // 3}"

@@ -94,19 +94,25 @@ async def list_topics(bootstrap_servers: str) -> list[str]:
         await admin.close()
 
 
-async def topic_partitions(bootstrap_servers: str, topic: str) -> list[int]:
-    """The partitions of ``topic`` ([] when it does not exist), asked of the cluster. A
-    consumer's ``partitions_for_topic`` knows only what its own metadata holds: on Apache
-    Kafka not a topic it has not subscribed to, even after ``topics()``."""
+async def partition_leaders(bootstrap_servers: str, topic: str) -> dict[int, int]:
+    """Each partition of ``topic`` and the node leading it ({} when the topic does not
+    exist), asked of the cluster. A consumer's ``partitions_for_topic`` knows only what
+    its own metadata holds: on Apache Kafka not a topic it has not subscribed to, even
+    after ``topics()``."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()
     try:
         described = await admin.describe_topics([topic])
     finally:
         await admin.close()
-    return sorted(
-        int(p["partition"])
+    return {
+        int(p["partition"]): int(p["leader"])
         for t in described
         if t["topic"] == topic and t["error_code"] == 0
         for p in t["partitions"]
-    )
+    }
+
+
+async def topic_partitions(bootstrap_servers: str, topic: str) -> list[int]:
+    """The partitions of ``topic`` ([] when it does not exist)."""
+    return sorted(await partition_leaders(bootstrap_servers, topic))
