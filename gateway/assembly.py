@@ -53,6 +53,7 @@ from gateway.service.http.app import make_app
 from gateway.service.ledger.backends import open_ledger
 from gateway.service.ledger.store import LedgerStore
 from gateway.service.members import MEMBER_ENV, Members, member_command, member_env
+from gateway.streaming.access import refusals
 from gateway.streaming.process import ConsumerProcess
 from gateway.streaming.topics import Topics, ensure_topics
 
@@ -74,9 +75,7 @@ async def configured_topics(settings: Settings, *, create: bool) -> Topics:
     """The topic names under the configured prefix, created first if asked."""
     topics = Topics(settings.topic_prefix)
     if create:
-        await ensure_topics(
-            settings.bootstrap_servers, topics.all(), settings.partitions, settings.replication
-        )
+        await ensure_topics(settings.kafka, topics.all(), settings.partitions, settings.replication)
     return topics
 
 
@@ -137,7 +136,7 @@ def gateway_consumer(
     outputs: Topics | None = None,
 ) -> Gateway:
     return Gateway(
-        bootstrap_servers=settings.bootstrap_servers,
+        kafka=settings.kafka,
         ledger=ledger,
         keys=reloading_keys(settings) if keys is None else keys,
         codec=codec or event_codec(settings),
@@ -159,7 +158,7 @@ def national_consumer(
     outputs: Topics | None = None,
 ) -> NationalAdapter:
     return NationalAdapter(
-        bootstrap_servers=settings.bootstrap_servers,
+        kafka=settings.kafka,
         store=store,
         topics=topics,
         idempotence=settings.kafka_idempotence,
@@ -178,7 +177,7 @@ def international_consumer(
     outputs: Topics | None = None,
 ) -> InternationalAdapter:
     return InternationalAdapter(
-        bootstrap_servers=settings.bootstrap_servers,
+        kafka=settings.kafka,
         store=store,
         topics=topics,
         client=client,
@@ -288,7 +287,7 @@ async def _run_members(
         member_env(
             {
                 "CRG_DATA_DIR": str(settings.data_dir),
-                "CRG_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+                **settings.kafka_env(),
                 "CRG_LEDGER_URL": settings.resolved_ledger_url,
             },
             metrics_dir,
@@ -319,7 +318,7 @@ async def _ingest(
         yield
         return
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers,
+        **settings.kafka.options(),
         acks="all",
         enable_idempotence=settings.kafka_idempotence,
         client_id="crg-ingest",
@@ -454,12 +453,15 @@ async def publish_items(
 ) -> PublishReport:
     topics = Topics(settings.topic_prefix)
     if create_topics:
-        await ensure_topics(
-            settings.bootstrap_servers, topics.all(), settings.partitions, settings.replication
-        )
+        await ensure_topics(settings.kafka, topics.all(), settings.partitions, settings.replication)
     journal = PublishJournal(journal_path(settings))
-    producer = make_producer(settings.bootstrap_servers, idempotence=settings.kafka_idempotence)
-    await producer.start()
+    producer = make_producer(settings.kafka, idempotence=settings.kafka_idempotence)
+    try:
+        async with refusals(settings.kafka):
+            await producer.start()
+    except BaseException:
+        journal.close()
+        raise
     try:
         publisher = Publisher(
             signer,

@@ -19,6 +19,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from gateway.streaming.access import KafkaAccess, SaslMechanism, SecurityProtocol
+
 
 def _config_file() -> Path | None:
     explicit = os.environ.get("CRG_CONFIG")
@@ -41,6 +43,15 @@ class Settings(BaseSettings):
         description="Idempotent producer. Turn on for Apache Kafka; tansu's memory storage "
         "does not support it. Correctness never depends on it.",
     )
+    kafka_security_protocol: SecurityProtocol = Field(
+        "PLAINTEXT", description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."
+    )
+    kafka_sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = Field(None, description="This process's Kafka principal.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="Its password (never logged).")
+    kafka_ssl_ca_file: Path | None = Field(None, description="CA of the brokers' certificates.")
+    kafka_ssl_cert_file: Path | None = Field(None, description="Client certificate (PEM).")
+    kafka_ssl_key_file: Path | None = Field(None, description="Client certificate's key (PEM).")
     keys_url: str | None = Field(
         None, description="Public key store: file path / file:// URL or postgresql:// URL."
     )
@@ -103,6 +114,40 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(64 * 1024, ge=1024, le=16 * 1024 * 1024)
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @property
+    def kafka(self) -> KafkaAccess:
+        """How this process reaches Kafka (raises AccessError for settings that cannot
+        work, e.g. SASL without a password)."""
+        return KafkaAccess(
+            self.bootstrap_servers,
+            self.kafka_security_protocol,
+            self.kafka_sasl_mechanism,
+            self.kafka_sasl_username,
+            self.kafka_sasl_password,
+            self.kafka_ssl_ca_file,
+            self.kafka_ssl_cert_file,
+            self.kafka_ssl_key_file,
+        )
+
+    def kafka_env(self) -> dict[str, str]:
+        """The Kafka settings as ``CRG_…`` variables, for a child process."""
+        env = {
+            "CRG_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            "CRG_KAFKA_SECURITY_PROTOCOL": self.kafka_security_protocol,
+            "CRG_KAFKA_SASL_MECHANISM": self.kafka_sasl_mechanism,
+            "CRG_KAFKA_IDEMPOTENCE": str(self.kafka_idempotence).lower(),
+        }
+        optional = {
+            "CRG_KAFKA_SASL_USERNAME": self.kafka_sasl_username,
+            "CRG_KAFKA_SASL_PASSWORD": self.kafka_sasl_password
+            and self.kafka_sasl_password.get_secret_value(),
+            "CRG_KAFKA_SSL_CA_FILE": self.kafka_ssl_ca_file,
+            "CRG_KAFKA_SSL_CERT_FILE": self.kafka_ssl_cert_file,
+            "CRG_KAFKA_SSL_KEY_FILE": self.kafka_ssl_key_file,
+        }
+        env.update({k: str(v) for k, v in optional.items() if v})
+        return env
 
     @property
     def resolved_keys_url(self) -> str:

@@ -249,7 +249,7 @@ async def _replay(bootstrap: str, prefix: str) -> float:
         store = open_national_store(f"sqlite://{Path(tmp) / 'GHA.sqlite'}", "GHA")
         topics = Topics(prefix)
         adapter = NationalAdapter(
-            bootstrap_servers=bootstrap,
+            kafka=bootstrap,
             store=store,
             topics=Topics(f"{prefix}.replay"),
         )

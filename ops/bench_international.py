@@ -84,7 +84,7 @@ async def adapter(
         try:
             async with RegistryClient(url, timeout=2) as client:
                 process = InternationalAdapter(
-                    bootstrap_servers=broker.bootstrap_servers,
+                    kafka=broker.bootstrap_servers,
                     store=store,
                     topics=topics,
                     client=client,

@@ -131,7 +131,7 @@ def bare_writes(store: NationalStore, events: int, actions: int) -> float:
 
 
 async def adapter_run(bootstrap: str, topics: Topics, store: NationalStore, n: int) -> float:
-    adapter = NationalAdapter(bootstrap_servers=bootstrap, store=store, topics=topics)
+    adapter = NationalAdapter(kafka=bootstrap, store=store, topics=topics)
     await adapter.start()
     stop = asyncio.Event()
     serving = asyncio.create_task(adapter.serve(stop))

@@ -26,6 +26,7 @@ from adapters.international.store import InternationalStore
 from gateway.contract.errors import ContractError
 from gateway.contract.itmo import ItmoAction
 from gateway.contract.itmo_message import decode_action
+from gateway.streaming.access import KafkaAccess
 from gateway.streaming.process import Batch, ConsumerProcess, Incoming, Interrupted
 from gateway.streaming.topics import Topics
 
@@ -39,7 +40,7 @@ class InternationalAdapter(ConsumerProcess[ItmoAction | None]):
     def __init__(
         self,
         *,
-        bootstrap_servers: str,
+        kafka: KafkaAccess | str,
         store: InternationalStore,
         topics: Topics,
         client: RegistryClient,
@@ -52,7 +53,7 @@ class InternationalAdapter(ConsumerProcess[ItmoAction | None]):
         outputs: Topics | None = None,
     ) -> None:
         super().__init__(
-            bootstrap_servers=bootstrap_servers,
+            kafka=kafka,
             store=store,
             topic=topics.itmo_actions,
             group_id=topics.group("international") if group_id is None else group_id,

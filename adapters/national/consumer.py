@@ -19,6 +19,7 @@ from gateway.contract.codec import default_codec
 from gateway.contract.errors import ContractError
 from gateway.contract.itmo_message import action_headers, encode_action
 from gateway.contract.models import RegistryEvent
+from gateway.streaming.access import KafkaAccess
 from gateway.streaming.process import ConsumerProcess, Incoming
 from gateway.streaming.topics import Topics
 
@@ -31,7 +32,7 @@ class NationalAdapter(ConsumerProcess[RegistryEvent | None]):
     def __init__(
         self,
         *,
-        bootstrap_servers: str,
+        kafka: KafkaAccess | str,
         store: NationalStore,
         topics: Topics,
         numbering: Numbering | None = None,
@@ -41,7 +42,7 @@ class NationalAdapter(ConsumerProcess[RegistryEvent | None]):
         outputs: Topics | None = None,
     ) -> None:
         super().__init__(
-            bootstrap_servers=bootstrap_servers,
+            kafka=kafka,
             store=store,
             topic=topics.verified,
             group_id=topics.group("national", store.party) if group_id is None else group_id,

@@ -22,6 +22,7 @@ from gateway.cli import gateway as gateway_cmd
 from gateway.cli.errors import CommandError
 from gateway.config import Settings
 from gateway.logging import configure_logging
+from gateway.streaming.access import AccessError, KafkaAccessRefused
 
 # Optional: the tooling (benchmarks, chaos) is the checkout's ops/ package, not in the wheel.
 try:
@@ -75,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (CommandError, SetupError) as exc:
+    except (CommandError, SetupError, AccessError, KafkaAccessRefused) as exc:
         print(f"crg: {exc}", file=sys.stderr)
         return 2
 

@@ -149,7 +149,7 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _resend(settings: Settings, records: list[RejectedRecord]) -> None:
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers,
+        **settings.kafka.options(),
         acks="all",
         enable_idempotence=settings.kafka_idempotence,
     )

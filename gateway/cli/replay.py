@@ -27,6 +27,7 @@ from gateway.assembly import consumer_of, open_kind_store
 from gateway.cli.errors import CommandError
 from gateway.cli.running import run_until_signalled
 from gateway.config import Settings
+from gateway.streaming.access import KafkaAccess
 from gateway.streaming.topics import Topics, topic_partitions
 
 KINDS = ("gateway", "national", "international")
@@ -48,15 +49,15 @@ def scratch_url(kind: str, folder: Path) -> str:
 
 
 async def positions(
-    bootstrap: str, topic: str, offset: int | None, moment: dt.datetime | None
+    kafka: KafkaAccess, topic: str, offset: int | None, moment: dt.datetime | None
 ) -> tuple[dict[int, int], dict[int, int]]:
     """Where to rewind each partition to, and where the topic ends now."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    consumer = AIOKafkaConsumer(**kafka.options(), group_id=None)
     await consumer.start()
     try:
-        parts = [TopicPartition(topic, p) for p in await topic_partitions(bootstrap, topic)]
+        parts = [TopicPartition(topic, p) for p in await topic_partitions(kafka, topic)]
         if not parts:
-            raise CommandError(f"topic {topic} does not exist on {bootstrap}")
+            raise CommandError(f"topic {topic} does not exist on {kafka.bootstrap_servers}")
         ends = {tp.partition: o for tp, o in (await consumer.end_offsets(parts)).items()}
         starts = {p: 0 for p in ends}
         if offset is not None:
@@ -121,7 +122,7 @@ async def replay(
     )
     if not rewind and not store.offsets(topic) and into is None:
         raise CommandError("say where to replay from: --from-offset 0, or --from-time T")
-    starts, ends = await positions(settings.bootstrap_servers, topic, from_offset, moment)
+    starts, ends = await positions(settings.kafka, topic, from_offset, moment)
     if rewind:
         with store.transaction():
             store.set_offsets(topic, starts)

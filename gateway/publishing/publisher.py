@@ -22,6 +22,7 @@ from gateway.contract.message import EventSigner, SignedMessage
 from gateway.contract.models import RegistryEvent, describe_invalid
 from gateway.publishing.journal import PublishJournal
 from gateway.publishing.sources import Draft, Problem, SourceItem
+from gateway.streaming.access import KafkaAccess
 
 log = structlog.get_logger(__name__)
 
@@ -189,14 +190,14 @@ class Publisher:
 
 
 def make_producer(
-    bootstrap_servers: str,
+    kafka: KafkaAccess | str,
     *,
     idempotence: bool,
     client_id: str = "crg-publish",
     request_timeout_ms: int = 30_000,
 ) -> AIOKafkaProducer:
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers,
+        **KafkaAccess.of(kafka).options(),
         client_id=client_id,
         acks="all",
         enable_idempotence=idempotence,

@@ -14,6 +14,7 @@ from gateway.contract.errors import ContractError
 from gateway.contract.keys import KeyRing
 from gateway.contract.message import verify_and_decode
 from gateway.contract.models import RegistryEvent
+from gateway.streaming.access import KafkaAccess
 
 
 @dataclass
@@ -30,7 +31,7 @@ class VerifyTally:
 
 
 async def read_and_verify(
-    bootstrap_servers: str,
+    kafka: KafkaAccess | str,
     topic: str,
     keys: KeyRing,
     codec: SingleObjectCodec,
@@ -44,7 +45,7 @@ async def read_and_verify(
 
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=bootstrap_servers,
+        **KafkaAccess.of(kafka).options(),
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,

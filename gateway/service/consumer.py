@@ -27,6 +27,7 @@ from gateway.service.judge import Outcome, ask, judge
 from gateway.service.ledger.sequences import QUIET_AFTER
 from gateway.service.ledger.store import LedgerStore
 from gateway.service.verdict import Verdict, authenticate
+from gateway.streaming.access import KafkaAccess
 from gateway.streaming.process import Batch, ConsumerProcess, Incoming
 from gateway.streaming.topics import Topics
 
@@ -66,7 +67,7 @@ class Gateway(ConsumerProcess[RegistryEvent | Verdict]):
     def __init__(
         self,
         *,
-        bootstrap_servers: str,
+        kafka: KafkaAccess | str,
         ledger: LedgerStore,
         keys: KeyRing | Callable[[], KeyRing],
         codec: SingleObjectCodec,
@@ -78,7 +79,7 @@ class Gateway(ConsumerProcess[RegistryEvent | Verdict]):
         outputs: Topics | None = None,
     ) -> None:
         super().__init__(
-            bootstrap_servers=bootstrap_servers,
+            kafka=kafka,
             store=ledger,
             topic=topics.raw,
             group_id=topics.group("gateway") if group_id is None else group_id,

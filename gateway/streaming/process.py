@@ -39,8 +39,10 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaConnectionError
 
 from gateway.storage.outbox import Headers, OutboxMessage, through
+from gateway.streaming.access import KafkaAccess, refusals
 from gateway.streaming.produce import send_in_batches
 from gateway.streaming.topics import Topics
 
@@ -118,7 +120,7 @@ class ConsumerProcess(Generic[P]):
     def __init__(
         self,
         *,
-        bootstrap_servers: str,
+        kafka: KafkaAccess | str,
         store: ProcessStore,
         topic: str,
         group_id: str,
@@ -127,7 +129,7 @@ class ConsumerProcess(Generic[P]):
         idempotence: bool = False,
         max_batch: int = 2000,
     ) -> None:
-        self.bootstrap_servers = bootstrap_servers
+        self.kafka = KafkaAccess.of(kafka)
         self.store = store
         self.topic = topic
         self.group_id = group_id
@@ -337,7 +339,7 @@ class ConsumerProcess(Generic[P]):
     # -- life cycle --------------------------------------------------------------------------
     async def start(self) -> None:
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap_servers,
+            **self.kafka.options(),
             acks="all",
             enable_idempotence=self.idempotence,
             linger_ms=2,
@@ -345,7 +347,7 @@ class ConsumerProcess(Generic[P]):
         )
         await self.producer.start()
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap_servers,
+            **self.kafka.options(),
             group_id=self.group_id,
             client_id=self.name,
             enable_auto_commit=False,
@@ -356,7 +358,7 @@ class ConsumerProcess(Generic[P]):
         )
         self.consumer.subscribe([self.topic], listener=_ResumeFromStore(self))
         await self.consumer.start()
-        log.info(f"{self.name}.started", topic=self.topic, bootstrap=self.bootstrap_servers)
+        log.info(f"{self.name}.started", topic=self.topic, kafka=self.kafka.describe())
 
     async def stop(self) -> None:
         try:
@@ -389,13 +391,52 @@ class ConsumerProcess(Generic[P]):
                 await ahead  # a batch fetched ahead is not handled: refetched next time
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self.start()
+        """Start (waiting for an unreachable broker), then :meth:`serve` until ``stop``.
+        Kafka refusing the credentials or an ACL refusing an operation ends it with
+        :class:`KafkaAccessRefused`: no retry can help."""
+        if not await self._start_when_reachable(stop):
+            return
         watcher = asyncio.create_task(self._watch(stop))
-        try:
-            await self.serve(stop)
-        finally:
-            watcher.cancel()
-            await self.stop()
+        async with refusals(self.kafka):
+            try:
+                await self.serve(stop)
+            finally:
+                watcher.cancel()
+                await self.stop()
+
+    async def _close_clients(self) -> None:
+        """After a failed start: close what was opened, as it was."""
+        for client in (self.consumer, self.producer):
+            if client is not None:
+                with contextlib.suppress(Exception):
+                    await client.stop()
+        self.consumer = self.producer = None
+
+    async def _start_when_reachable(self, stop: asyncio.Event) -> bool:
+        """Start; while no broker can be reached, retry with back-off until ``stop``."""
+        delay = 0.5
+        while True:
+            try:
+                async with refusals(self.kafka):
+                    await self.start()
+                return True
+            except KafkaConnectionError as exc:
+                await self._close_clients()
+                log.warning(
+                    f"{self.name}.kafka_unreachable",
+                    kafka=self.kafka.describe(),
+                    error=str(exc),
+                    retry_in=delay,
+                )
+            except BaseException:
+                await self._close_clients()
+                raise
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await stop.wait()
+            if stop.is_set():
+                return False
+            delay = min(delay * 2, 30.0)
 
     async def _watch(self, stop: asyncio.Event) -> None:
         await stop.wait()

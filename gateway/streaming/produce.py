@@ -17,6 +17,8 @@ from typing import Any, Protocol
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
 
+from gateway.streaming.access import KafkaAccess
+
 Headers = Sequence[tuple[str, bytes]]
 #: a message to send: topic, key, value, headers
 Outgoing = tuple[str, bytes | None, bytes, Headers]
@@ -65,11 +67,11 @@ async def send_in_batches(
     return futures
 
 
-async def produce_all(bootstrap: str, topic: str, messages: Sequence[Message]) -> None:
+async def produce_all(kafka: KafkaAccess | str, topic: str, messages: Sequence[Message]) -> None:
     """Send every message to ``topic`` (acks=all) and wait until all are acknowledged
     (benchmarks, chaos runs, demos)."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", linger_ms=20, max_batch_size=512 * 1024
+        **KafkaAccess.of(kafka).options(), acks="all", linger_ms=20, max_batch_size=512 * 1024
     )
     await producer.start()
     try:

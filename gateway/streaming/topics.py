@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import NoError, TopicAlreadyExistsError, for_code
 from aiokafka.partitioner import murmur2
+
+from gateway.streaming.access import KafkaAccess, refusals
 
 
 @dataclass(frozen=True)
@@ -62,49 +65,54 @@ def key_partition(key: bytes, partitions: int) -> int:
     return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
+@contextlib.asynccontextmanager
+async def _admin(kafka: KafkaAccess | str) -> AsyncIterator[AIOKafkaAdminClient]:
+    access = KafkaAccess.of(kafka)
+    async with refusals(access):
+        admin = AIOKafkaAdminClient(**access.options())
+        await admin.start()
+        try:
+            yield admin
+        finally:
+            await admin.close()
+
+
 async def ensure_topics(
-    bootstrap_servers: str, names: list[str], partitions: int, replication: int = 1
+    kafka: KafkaAccess | str, names: list[str], partitions: int, replication: int = 1
 ) -> list[str]:
     """Create the topics that do not exist yet; return the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    await admin.start()
-    try:
+    async with _admin(kafka) as admin:
         existing = set(await admin.list_topics())
         missing = [n for n in names if n not in existing]
         if missing:
             # created by a concurrent caller meanwhile: the goal is met all the same
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(
+                response = await admin.create_topics(
                     [
                         NewTopic(n, num_partitions=partitions, replication_factor=replication)
                         for n in missing
                     ]
                 )
+                for topic, code, *_ in response.topic_errors:
+                    error = for_code(code)
+                    if error is not NoError and error is not TopicAlreadyExistsError:
+                        raise error(topic)
         return missing
-    finally:
-        await admin.close()
 
 
-async def list_topics(bootstrap_servers: str) -> list[str]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    await admin.start()
-    try:
+async def list_topics(kafka: KafkaAccess | str) -> list[str]:
+    """The topics this client may see (on a secured cluster: those it has an ACL on)."""
+    async with _admin(kafka) as admin:
         return sorted(await admin.list_topics())
-    finally:
-        await admin.close()
 
 
-async def partition_leaders(bootstrap_servers: str, topic: str) -> dict[int, int]:
+async def partition_leaders(kafka: KafkaAccess | str, topic: str) -> dict[int, int]:
     """Each partition of ``topic`` and the node leading it ({} when the topic does not
     exist), asked of the cluster. A consumer's ``partitions_for_topic`` knows only what
     its own metadata holds: on Apache Kafka not a topic it has not subscribed to, even
     after ``topics()``."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    await admin.start()
-    try:
+    async with _admin(kafka) as admin:
         described = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
     return {
         int(p["partition"]): int(p["leader"])
         for t in described
@@ -113,6 +121,6 @@ async def partition_leaders(bootstrap_servers: str, topic: str) -> dict[int, int
     }
 
 
-async def topic_partitions(bootstrap_servers: str, topic: str) -> list[int]:
+async def topic_partitions(kafka: KafkaAccess | str, topic: str) -> list[int]:
     """The partitions of ``topic`` ([] when it does not exist)."""
-    return sorted(await partition_leaders(bootstrap_servers, topic))
+    return sorted(await partition_leaders(kafka, topic))

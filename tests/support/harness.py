@@ -39,7 +39,7 @@ class Harness:
     async def start(self) -> Harness:
         await ensure_topics(self.broker.bootstrap_servers, self.topics.all(), self.partitions)
         self.gateway = Gateway(
-            bootstrap_servers=self.broker.bootstrap_servers,
+            kafka=self.broker.bootstrap_servers,
             ledger=self.ledger,
             keys=lambda: self.keys,
             codec=default_codec(),

@@ -19,12 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestServer
 from aiokafka import AIOKafkaProducer
 
 from adapters.international.client import Credentials, RegistryClient
 from adapters.international.consumer import InternationalAdapter
-from adapters.international.emulator import Emulator, Faults, make_emulator_app
+from adapters.international.emulator import Emulator, Faults
 from adapters.international.emulator.holdings import Refused, Registry
 from adapters.international.resilience import Backoff, CircuitBreaker
 from adapters.international.store import open_international_store
@@ -34,6 +33,7 @@ from gateway.contract.itmo_message import action_headers, decode_action, encode_
 from gateway.streaming.topics import Topics, ensure_topics
 from ops.loadgen_itmo import action_stream
 from tests.support.brokers import Broker
+from tests.support.emulator import serving
 from tests.support.harness import read_to_end
 
 REPO = Path(__file__).resolve().parents[2]
@@ -78,11 +78,8 @@ async def publish(broker: Broker, topics: Topics, actions: list[ItmoAction]) -> 
 
 @pytest.fixture
 async def registry() -> AsyncIterator[tuple[Emulator, str]]:
-    emulator = Emulator(token=TOKEN)
-    server = TestServer(make_emulator_app(emulator), host="127.0.0.1")
-    await server.start_server()
-    yield emulator, str(server.make_url("")).rstrip("/")
-    await server.close()
+    async with serving(TOKEN) as served:
+        yield served
 
 
 async def test_faults_and_an_outage_in_process(
@@ -101,7 +98,7 @@ async def test_faults_and_an_outage_in_process(
     emulator.set_faults(FAULTY)
     async with RegistryClient(url, Credentials(token=TOKEN), timeout=2) as client:
         adapter = InternationalAdapter(
-            bootstrap_servers=broker.bootstrap_servers,
+            kafka=broker.bootstrap_servers,
             store=store,
             topics=topics,
             client=client,

@@ -53,7 +53,7 @@ async def run_adapter(harness: Harness, store: NationalStore, expected: int) -> 
     """Run until the adapter has handled ``expected`` messages and its actions are on the
     broker."""
     adapter = NationalAdapter(
-        bootstrap_servers=harness.broker.bootstrap_servers, store=store, topics=harness.topics
+        kafka=harness.broker.bootstrap_servers, store=store, topics=harness.topics
     )
     await adapter.start()
     try:
