@@ -22,6 +22,19 @@ def samples() -> Traversable:
     return files(__name__) / "samples" / "registry-exports"
 
 
+def kafka_properties(name: str) -> dict[str, str]:
+    """The Apache Kafka broker settings ``kafka/<name>.properties`` (``server``: every
+    deployment's; ``secured``: what a secured cluster adds), as name → value."""
+    text = (files(__name__) / "kafka" / f"{name}.properties").read_text(encoding="utf-8")
+    settings: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            settings[key.strip()] = value.strip()
+    return settings
+
+
 def openapi(name: str) -> dict[str, Any]:
     """The OpenAPI document ``schemas/openapi/<name>.json`` (e.g. ``gateway.v1``), parsed:
     a fresh copy for a server to fill in its own settings."""

