@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from gateway.contract.codec import default_codec
 from gateway.contract.keys import KeyRecord, KeyRing, make_key_id, public_key_bytes
 from gateway.contract.message import EventSigner, verify_and_decode
+from gateway.contract.models import RegistryEvent
 from gateway.ranges import Range, block_key
 from gateway.service.judge import Asked, Item, Outcome, Rejected, Snapshot, ask, judge
 from gateway.service.ledger.backends import open_ledger
@@ -26,8 +27,15 @@ from gateway.service.ledger.store import LedgerStore
 from gateway.streaming.process import Incoming
 from gateway.streaming.topics import Topics
 from ops.loadgen import T0, mixed_stream
+from tests.factories import block, envelope, issued, label_applied, retired, transferred
 
 TOPICS = Topics()
+LABEL = {
+    "kind": "ARTICLE6_AUTHORIZATION",
+    "text": "A6 NDC",
+    "authorized_uses": [{"purpose": "NDC"}],
+    "letter_of_authorization": "LoA-1",
+}
 
 
 class Ledger(Protocol):
@@ -296,6 +304,54 @@ def test_judging_in_batches_equals_judging_one_event_at_a_time(ledger: Ledger) -
     assert ledger.blocks() == one_by_one.blocks()
     assert ledger.digest() == one_by_one.digest()
     assert ledger.accepted_count() == len(accepted)
+
+
+def test_labels_only_on_active_units_of_the_label_s_host_on_every_backend(
+    ledger: Ledger,
+) -> None:
+    """One project's range holds units of two host Parties; some are retired. A label over
+    both hosts' blocks, or over retired units, is refused with its reason, in one batch
+    as event by event; the units' later history is unaffected."""
+    private = Ed25519PrivateKey.generate()
+    public = public_key_bytes(private)
+    record = KeyRecord("verra", make_key_id("verra", public, T0), public, T0)
+    ring, codec = KeyRing([record]), default_codec()
+    signer = EventSigner(codec, record.key_id, private)
+    a6 = {**LABEL, "host_party": "RWA"}
+    kenya = issued(labels=[], serial_block=block(1500, 1999), quantity=500)
+    kenya["project"] = {**kenya["project"], "host_party": "KEN"}
+    story = [
+        issued(labels=[], serial_block=block(1000, 1499), quantity=500),
+        kenya,
+        label_applied(label=a6),  # 1000-1999: Kenya's block too
+        retired(serial_block=block(1000, 1099), quantity=100),
+        label_applied(serial_block=block(1000, 1099), quantity=100, label=a6),
+        label_applied(serial_block=block(1100, 1499), quantity=400, label=a6),
+        transferred(serial_block=block(1100, 1499), quantity=400),
+    ]
+    items: list[Item] = []
+    for n, payload in enumerate(story, 1):
+        event = RegistryEvent.model_validate(envelope(payload, event_id=f"e{n}", sequence=n))
+        m = signer.sign_event(event)
+        items.append(
+            (Incoming(m.value, list(m.headers), m.key, f"raw/0/{n}", 0, n),
+             verify_and_decode(m.value, m.headers, ring, codec))
+        )  # fmt: skip
+    verdicts = [(o, r) for o, r, _ in _judged(ledger, [items])]
+    assert verdicts == [
+        ("accepted", None),
+        ("accepted", None),
+        ("rejected", "label_host_mismatch"),
+        ("accepted", None),
+        ("rejected", "units_not_active"),
+        ("accepted", None),
+        ("accepted", None),
+    ]
+    one_by_one = MemoryLedger()
+    assert [(o, r) for o, r, _ in _judged(one_by_one, [[i] for i in items])] == verdicts
+    assert ledger.digest() == one_by_one.digest()
+    labelled = [(b.start, b.end, b.account) for b in ledger.blocks() if b.labels]
+    assert labelled == [(1100, 1499, "acct-buyer")]
 
 
 # -- the SQL stores' own parts ------------------------------------------------------------

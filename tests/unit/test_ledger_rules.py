@@ -202,6 +202,45 @@ def test_label_from_another_party_after_issuance(ledger: MemoryLedger) -> None:
     )
 
 
+@pytest.mark.parametrize("use", [retired, cancelled])
+def test_no_label_on_units_already_retired_or_cancelled(ledger: MemoryLedger, use: Any) -> None:
+    """Units used for a claim (or cancelled) never become authorized afterwards; revoking a
+    label they carried stays possible, and their later history is unaffected."""
+    run(ledger, ev(label_applied(serial_block=block(1000, 1099), quantity=100, label=A6), 2))
+    assert isinstance(run(ledger, ev(use(serial_block=block(), quantity=1000), 3)), Change)
+    before = layout(ledger)
+    msg = rejected(run(ledger, ev(label_applied(label=A6), 4)), Reason.UNITS_NOT_ACTIVE)
+    assert "cannot label" in msg
+    assert layout(ledger) == before
+    revoke = label_revoked(serial_block=block(1000, 1099), quantity=100, label=A6)
+    assert isinstance(run(ledger, ev(revoke, 5)), Change)
+
+
+def test_no_label_on_a_range_mixing_active_and_retired_units(ledger: MemoryLedger) -> None:
+    run(ledger, ev(retired(serial_block=block(1500, 1999), quantity=500), 2))
+    rejected(run(ledger, ev(label_applied(label=A6), 3)), Reason.UNITS_MIXED_STATE)
+    part = label_applied(serial_block=block(1000, 1499), quantity=500, label=A6)
+    assert isinstance(run(ledger, ev(part, 4)), Change)  # the active part may be labelled
+
+
+@pytest.mark.parametrize("named", ["RWA", "KEN"])
+def test_a_range_of_two_host_parties_takes_no_label_of_either(named: str) -> None:
+    """One project's serial range holds units of two host countries (as in Verra's
+    exports): a label naming either fails on the other's block, whichever comes first."""
+    ledger = MemoryLedger()
+    rwanda = issued(labels=[], serial_block=block(1000, 1499), quantity=500)
+    kenya = issued(labels=[], serial_block=block(1500, 1999), quantity=500)
+    kenya["project"] = {**kenya["project"], "host_party": "KEN"}
+    run(ledger, ev(rwanda, 1))
+    run(ledger, ev(kenya, 2))
+    label = {**A6, "host_party": named}
+    msg = rejected(run(ledger, ev(label_applied(label=label), 3)), Reason.LABEL_HOST_MISMATCH)
+    assert ({"RWA", "KEN"} - {named}).pop() in msg
+    own = block(1000, 1499) if named == "RWA" else block(1500, 1999)
+    alone = label_applied(serial_block=own, quantity=500, label=label)
+    assert isinstance(run(ledger, ev(alone, 4)), Change)  # its own host's block alone: fine
+
+
 def test_labels_travel_with_units(ledger: MemoryLedger) -> None:
     run(ledger, ev(label_applied(label=A6), 2))
     run(ledger, ev(transfer(), 3))

@@ -5,8 +5,9 @@ reject with a reason. Pure: no I/O, so every rule is tested without a database.
   (blocks are only ever split, never deleted, so the blocks *are* the issuance history);
 - transfer, retirement, cancellation: every unit exists, belongs to the event's project,
   is active and is held by the named account; a second retirement is double use;
-- labels: the units exist; an Article 6 authorization comes from the project's host
-  Party; a revoked label must be on every unit.
+- labels: the units exist and are active (a label never reaches units already retired
+  or cancelled); an Article 6 authorization comes from the host Party of every block it
+  covers; a revoked label must be on every unit (revoking stays possible on any units).
 """
 
 from __future__ import annotations
@@ -116,7 +117,8 @@ def _existing(event: RegistryEvent, view: LedgerView) -> list[Block] | Rejection
     return blocks
 
 
-def _movable(blocks: list[Block], account: str, verb: str) -> Rejection | None:
+def _active(blocks: list[Block], verb: str) -> Rejection | None:
+    """Every unit is active: none retired or cancelled (used for a claim, or gone)."""
     statuses = {b.status for b in blocks}
     if statuses != {Status.ACTIVE}:
         if Status.ACTIVE in statuses:
@@ -130,6 +132,13 @@ def _movable(blocks: list[Block], account: str, verb: str) -> Rejection | None:
         return Rejection(
             Reason.UNITS_NOT_ACTIVE, f"the units are {state}; cannot {verb}{double_use}"
         )
+    return None
+
+
+def _movable(blocks: list[Block], account: str, verb: str) -> Rejection | None:
+    inactive = _active(blocks, verb)
+    if inactive:
+        return inactive
     holders = sorted({b.account for b in blocks} - {account})
     if holders:
         return Rejection(
@@ -167,9 +176,15 @@ def decide(event: RegistryEvent, view: LedgerView) -> Decision:
         status = Status.RETIRED if isinstance(p, UnitsRetired) else Status.CANCELLED
         return _split(blocks, sb.start, sb.end, lambda b: b.changed(status=status))
     if isinstance(p, AuthorizationLabelApplied):
-        mismatch = _host_mismatch([p.label], blocks[0].host_party)
-        if mismatch:
-            return mismatch
+        # units already used for a claim (or cancelled) never become authorized afterwards
+        inactive = _active(blocks, "label")
+        if inactive:
+            return inactive
+        # one serial range may hold units of several host Parties: every block must match
+        for host in sorted({b.host_party for b in blocks}):
+            mismatch = _host_mismatch([p.label], host)
+            if mismatch:
+                return mismatch
         text = label_json(p.label)
         return _split(blocks, sb.start, sb.end, lambda b: b.with_label(text))
     assert isinstance(p, AuthorizationLabelRevoked)
