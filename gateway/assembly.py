@@ -184,6 +184,7 @@ def international_consumer(
         idempotence=settings.kafka_idempotence,
         group_id=group_id,
         outputs=outputs,
+        parties=frozenset(settings.international_parties) or None,
     )
 
 

@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     international_registry_token: SecretStr | None = Field(
         None, description="Bearer token for the international registry (never logged)."
     )
+    international_parties: list[str] = Field(
+        default_factory=list,
+        description='Parties the international adapter acts for, e.g. ["GHA", "CHE"]; '
+        "an action for any other is refused before any call (empty: every Party).",
+    )
     international_client_cert: Path | None = Field(None, description="mTLS client cert (PEM).")
     international_client_key: Path | None = Field(None, description="mTLS client key (PEM).")
     international_ca_file: Path | None = Field(None, description="CA bundle for the registry.")

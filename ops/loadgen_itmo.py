@@ -19,7 +19,7 @@ T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 def _action(n: int, kind: ActionType, party: str, lo: int, hi: int, **extra: object) -> ItmoAction:
     moment = utc_text(T0 + dt.timedelta(seconds=n))
     return ItmoAction(
-        action_id=action_id("loadgen", f"e{n}", kind, party, "", lo),
+        action_id=action_id("verra", f"e{n}", kind, party, "", lo),
         party=party,
         action_type=kind,
         subtype=None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -98,7 +99,8 @@ class RegistryClient:
     async def submit(self, action: ItmoAction) -> Outcome:
         """One attempt. Returns the final answer, or raises :class:`Retryable`."""
         assert self._session is not None, "use the client as an async context manager"
-        url = f"{self.base_url}/v1/parties/{action.party}/{PATHS[action.action_type.value]}"
+        party = quote(action.party, safe="")  # checked before, quoted all the same
+        url = f"{self.base_url}/v1/parties/{party}/{PATHS[action.action_type.value]}"
         try:
             async with self._session.post(
                 url, json=request_body(action), headers={"Idempotency-Key": action.action_id}

@@ -10,6 +10,11 @@ memory). Then one transaction records each final answer against its action id wi
 consumed offsets; refused actions (4xx) also go to ``crg.article6.itmo-actions.rejected``
 with the registry's answer. A crash before that commit repeats the calls with the same
 idempotency keys, and the registry answers them as before.
+
+It trusts no topic: an action that does not decode, is unfit (``action_problems``: Party
+codes, numbers, the action id its fields give) or is for a Party this adapter does not
+serve (``CRG_INTERNATIONAL_PARTIES``) is refused before any call — counted, logged as
+``international.refused`` with the reason, never sent.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from adapters.international.client import Outcome, RegistryClient, Retryable
 from adapters.international.resilience import Backoff, BreakerState, CircuitBreaker
 from adapters.international.store import InternationalStore
 from gateway.contract.errors import ContractError
-from gateway.contract.itmo import ItmoAction
+from gateway.contract.itmo import ItmoAction, action_problems
 from gateway.contract.itmo_message import decode_action
 from gateway.streaming.access import KafkaAccess
 from gateway.streaming.process import Batch, ConsumerProcess, Incoming, Interrupted
@@ -34,6 +39,8 @@ log = structlog.get_logger("crg.international")
 
 
 class InternationalAdapter(ConsumerProcess[ItmoAction | None]):
+    """``parties``: the Parties it acts for (every Party when None)."""
+
     name = "crg-international"
     max_poll_interval_ms = 3_600_000  # an outage of the registry may last long
 
@@ -51,6 +58,7 @@ class InternationalAdapter(ConsumerProcess[ItmoAction | None]):
         max_batch: int = 500,
         group_id: str | None = None,
         outputs: Topics | None = None,
+        parties: frozenset[str] | None = None,
     ) -> None:
         super().__init__(
             kafka=kafka,
@@ -69,16 +77,33 @@ class InternationalAdapter(ConsumerProcess[ItmoAction | None]):
         self._rng = random.Random(seed)
         self._outcomes: dict[tuple[int, int], tuple[Outcome, int]] = {}
         self.calls = 0  # attempts made, for figures
+        self.parties = parties
+        self.refused = 0  # actions refused before any call
 
     def prepare(self, messages: list[Incoming]) -> list[ItmoAction | None]:
+        """Each action fit to act on, or None: refused before any call, with its reason."""
         out: list[ItmoAction | None] = []
         for msg in messages:
             try:
-                out.append(decode_action(msg.value))
-            except (ContractError, ValueError, KeyError) as exc:
-                log.error("international.undecodable", source=msg.source, error=str(exc)[:200])
+                action = decode_action(msg.value)
+            except (ContractError, ValueError, KeyError, TypeError) as exc:
+                self._refuse(msg, "undecodable", str(exc))
                 out.append(None)
+                continue
+            problems = action_problems(action)
+            if problems:
+                self._refuse(msg, "action_unfit", "; ".join(problems))
+            elif self.parties is not None and action.party not in self.parties:
+                self._refuse(msg, "party_not_served", action.party)
+            else:
+                out.append(action)
+                continue
+            out.append(None)
         return out
+
+    def _refuse(self, msg: Incoming, reason: str, detail: str) -> None:
+        self.refused += 1
+        log.error("international.refused", source=msg.source, reason=reason, detail=detail[:300])
 
     async def act(self, batch: Batch[ItmoAction | None]) -> None:
         self._outcomes = {}
@@ -134,10 +159,10 @@ class InternationalAdapter(ConsumerProcess[ItmoAction | None]):
 
     def handle(self, items: list[tuple[Incoming, ItmoAction | None]]) -> dict[str, int]:
         store = self.international
-        counts = {"recorded": 0, "rejected": 0, "repeat": 0, "undecodable": 0}
+        counts = {"recorded": 0, "rejected": 0, "repeat": 0, "refused": 0}
         for msg, action in items:
             if action is None:
-                counts["undecodable"] += 1
+                counts["refused"] += 1  # said in prepare: never sent
                 continue
             result = self._outcomes.get((msg.partition, msg.offset))
             if result is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -136,3 +137,56 @@ def action_id(
     it; downstream subscribers and the international registry dedupe by it."""
     key = json.dumps([registry_id, event_id, action_type.value, party, series, start])
     return hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+_PARTY = re.compile(r"[A-Z]{3}")
+_PARTY_FIELDS = (
+    "party",
+    "first_transferring_party",
+    "transferring_party",
+    "acquiring_party",
+    "using_party",
+    "ca_party",
+)
+_MAX_NUMBER = 2**63 - 1  # a unit or ITMO serial number: an Avro long
+_YEARS = range(1990, 2101)
+
+
+def action_problems(action: ItmoAction) -> list[str]:
+    """What makes ``action`` unfit to act on, as a consumer that trusts no topic sees it:
+    Party codes, numbers in range and consistent, the action id the one its fields give.
+    Empty when it is fit."""
+    problems = [
+        f"{name} {value!r} is not a Party code (three capital letters)"
+        for name in _PARTY_FIELDS
+        if (value := getattr(action, name)) is not None and not _PARTY.fullmatch(value)
+    ]
+    if not re.fullmatch(r"CA\d{4}", action.cooperative_approach):
+        problems.append(f"cooperative approach {action.cooperative_approach!r} is not CANNNN")
+    if not re.fullmatch(r"[A-Z]{3}\d{2}", action.party_registry):
+        problems.append(f"Party registry {action.party_registry!r} is not alpha-3 and 2 digits")
+    first, last = action.unit_first, action.unit_last
+    if not 0 <= first <= last <= _MAX_NUMBER:
+        problems.append(f"units {first}-{last} are not a range of unit numbers")
+    elif action.quantity != last - first + 1:
+        problems.append(f"quantity {action.quantity} is not the {last - first + 1} units")
+    serials = action.serial_last - action.serial_first
+    if not 0 <= action.serial_first <= action.serial_last <= _MAX_NUMBER or serials != last - first:
+        problems.append(
+            f"ITMO serials {action.serial_first}-{action.serial_last} do not match the units"
+        )
+    for name in ("vintage", "ndc_year", "ca_year"):
+        year = getattr(action, name)
+        if year is not None and year not in _YEARS:
+            problems.append(f"{name} {year} is not a year of the Paris Agreement's span")
+    expected = action_id(
+        action.registry_id,
+        action.event_id,
+        action.action_type,
+        action.party,
+        action.series,
+        action.unit_first,
+    )
+    if action.action_id != expected:
+        problems.append("the action id is not the one its fields give")
+    return problems

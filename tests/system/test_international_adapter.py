@@ -6,6 +6,7 @@ exactly the state of every action applied once, in order."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import random
@@ -28,7 +29,7 @@ from adapters.international.emulator.holdings import Refused, Registry
 from adapters.international.resilience import Backoff, CircuitBreaker
 from adapters.international.store import open_international_store
 from gateway.cli.main import main as crg
-from gateway.contract.itmo import ItmoAction
+from gateway.contract.itmo import ItmoAction, action_id
 from gateway.contract.itmo_message import action_headers, decode_action, encode_action
 from gateway.streaming.topics import Topics, ensure_topics
 from ops.loadgen_itmo import action_stream
@@ -155,6 +156,58 @@ async def test_faults_and_an_outage_in_process(
     listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert {r["action_id"] for r in listed} == refused
     assert {r["status"] for r in listed} == {422}
+
+
+async def test_actions_unfit_or_for_another_party_are_refused_before_any_call(
+    broker: Broker, registry: tuple[Emulator, str], tmp_path: Path
+) -> None:
+    """Whoever could write the ITMO-actions topic: a path-injecting Party code, a tampered
+    quantity or action id, a Party this adapter does not serve, bytes that do not decode —
+    none reaches the registry; the fit actions around them are delivered."""
+    emulator, url = registry
+    topics = Topics(f"intl{uuid.uuid4().hex[:8]}")
+    fit = action_stream(6, seed=4)
+    assert {a.party for a in fit} <= {"GHA", "CHE"}
+    base = fit[0]
+    hostile = [
+        dataclasses.replace(base, party="../../v1/state?"),
+        dataclasses.replace(base, quantity=base.quantity + 1000),
+        dataclasses.replace(base, action_id="0" * 32),
+        dataclasses.replace(base, vintage=1066),
+    ]
+    served_elsewhere = dataclasses.replace(
+        base,
+        party="NOR",
+        action_id=action_id(
+            base.registry_id, base.event_id, base.action_type, "NOR", base.series, base.unit_first
+        ),
+    )
+    await publish(broker, topics, [*hostile, served_elsewhere, *fit])
+    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topics.itmo_actions, b"\x00\x01 not avro", key=b"GHA")
+    finally:
+        await producer.stop()
+    store = open_international_store(f"sqlite://{tmp_path / 'intl.sqlite'}")
+    async with RegistryClient(url, Credentials(token=TOKEN), timeout=2) as client:
+        adapter = InternationalAdapter(
+            kafka=broker.bootstrap_servers,
+            store=store,
+            topics=topics,
+            client=client,
+            parties=frozenset({"GHA", "CHE"}),
+        )
+        await adapter.start()
+        try:
+            async with asyncio.timeout(60):
+                while adapter.processed < len(hostile) + 1 + len(fit) + 1:
+                    await adapter.step(timeout_ms=200)
+        finally:
+            await adapter.stop()
+    assert adapter.refused == len(hostile) + 2
+    assert emulator.requests == len(fit)  # not one call for the others
+    assert {r[0] for r in store.records()} == {a.action_id for a in fit}
 
 
 async def await_state(emulator: Emulator) -> dict[str, Any]:
