@@ -32,6 +32,7 @@ from adapters.national.http import make_national_app
 from adapters.national.rules import Numbering
 from adapters.national.store import NationalStore, open_national_store
 from gateway.config import Settings
+from gateway.contract.attestation import GATEWAY_OWNER, Attester
 from gateway.contract.codec import SingleObjectCodec
 from gateway.contract.errors import KeyUnknown
 from gateway.contract.keys import KeyRing
@@ -134,6 +135,7 @@ def gateway_consumer(
     codec: SingleObjectCodec | None = None,
     group_id: str | None = None,
     outputs: Topics | None = None,
+    attester: Attester | None = None,
 ) -> Gateway:
     return Gateway(
         kafka=settings.kafka,
@@ -146,6 +148,7 @@ def gateway_consumer(
         quiet_after=settings.gateway_sequence_quiet_after,
         group_id=group_id,
         outputs=outputs,
+        attester=attester or gateway_attester(settings),
     )
 
 
@@ -161,6 +164,7 @@ def national_consumer(
         kafka=settings.kafka,
         store=store,
         topics=topics,
+        keys=reloading_keys(settings),
         idempotence=settings.kafka_idempotence,
         group_id=group_id,
         outputs=outputs,
@@ -399,6 +403,19 @@ def active_signing_key(settings: Settings, registry: str, ring: KeyRing) -> str 
     return None
 
 
+def gateway_attester(settings: Settings) -> Attester:
+    """The gateway's attestation key: its newest active key with a private key on disk."""
+    ring = open_key_storage(settings.resolved_keys_url).load()
+    key_id = active_signing_key(settings, GATEWAY_OWNER, ring)
+    if key_id is None:
+        raise SetupError(
+            f"no active gateway key with a private key in {settings.resolved_private_key_dir}"
+            "; the gateway attests every verdict with one: crg keys generate --gateway --register"
+        )
+    path = private_key_path(settings.resolved_private_key_dir, key_id)
+    return Attester(key_id, load_private_key(path))
+
+
 def choose_signer(settings: Settings, registry: str, key_id: str | None) -> EventSigner:
     ring = open_key_storage(settings.resolved_keys_url).load()
     key_dir = settings.resolved_private_key_dir
@@ -422,15 +439,16 @@ def choose_signer(settings: Settings, registry: str, key_id: str | None) -> Even
     return EventSigner(codec, key_id, load_private_key(path))
 
 
-def ensure_registry_key(settings: Settings, registry: str) -> str:
-    """The registry's active signing key, made and registered first if it has none
-    (valid from ten years back, so that the sample exports' dates are inside it)."""
+def ensure_signing_key(settings: Settings, owner: str) -> str:
+    """The active signing key of ``owner`` (a registry, or the gateway), made and
+    registered first if it has none (valid from ten years back, so that the sample
+    exports' dates are inside it)."""
     storage = open_key_storage(settings.resolved_keys_url)
-    existing = active_signing_key(settings, registry, storage.load())
+    existing = active_signing_key(settings, owner, storage.load())
     if existing is not None:
         return existing
     now = dt.datetime.now(dt.UTC)
-    private, record = generate(registry, now.replace(microsecond=0) - dt.timedelta(days=3650))
+    private, record = generate(owner, now.replace(microsecond=0) - dt.timedelta(days=3650))
     write_private_key(private_key_path(settings.resolved_private_key_dir, record.key_id), private)
     storage.save([record])
     return record.key_id

@@ -20,7 +20,7 @@ from adapters.national.store import NationalStore
 from gateway.assembly import (
     SetupError,
     choose_signer,
-    ensure_registry_key,
+    ensure_signing_key,
     journal_path,
     open_gateway_ledger,
     open_international,
@@ -33,6 +33,7 @@ from gateway.assembly import (
 )
 from gateway.collector import settle_collector
 from gateway.config import Settings
+from gateway.contract.attestation import GATEWAY_OWNER
 from gateway.contract.codec import default_codec
 from gateway.contract.message import EventSigner
 from gateway.contract.models import LabelKind, UnitsIssued
@@ -338,7 +339,8 @@ def up(
         say(f"broker: {bootstrap} ({described})")
         say(f"topics: {', '.join(topics.all())}")
 
-        key_id = ensure_registry_key(settings, "verra")
+        key_id = ensure_signing_key(settings, "verra")
+        ensure_signing_key(settings, GATEWAY_OWNER)  # the gateway attests its verdicts
         say(f"registry key: verra / {key_id} (trust store {settings.resolved_keys_url})")
         signer = choose_signer(settings, "verra", key_id)
 

@@ -52,7 +52,7 @@ from gateway.streaming.produce import produce_all
 from gateway.streaming.topics import Topics, ensure_topics
 from ops.bench_gateway import bare_loop, fresh_schema
 from ops.loadgen import registry_stream
-from ops.processes import Broker, Processes, broker_env, running_broker
+from ops.processes import Broker, Processes, broker_env, running_broker, trust_store
 
 PARTITIONS = 4
 WINDOW = 5.0  # seconds of sending per latency window
@@ -161,7 +161,8 @@ async def _wait_joined(pair: Processes, seconds: float = 8.0) -> None:
 
 
 def _keys(data: Path, record: KeyRecord) -> None:
-    open_key_storage(str(data / "keys" / "public-keys.json")).save([record])
+    """The trust store of a run: the registry's key, and a gateway key to attest with."""
+    trust_store(data, [record])
 
 
 def signed_events(
@@ -220,10 +221,10 @@ async def throughput(
         finally:
             pair.stop_all()
         f.first_adapter_rate = f.accepted / elapsed
-        f.replay_rate = await replay_rate(broker, prefix)
+        f.replay_rate = await replay_rate(broker, prefix, data / "keys" / "public-keys.json")
 
 
-async def replay_rate(broker: Broker, prefix: str) -> float:
+async def replay_rate(broker: Broker, prefix: str, trust: Path) -> float:
     """The adapter over the whole verified topic again, into an empty store, in a process
     of its own as the adapter runs (``crg adapter national``, ``crg replay``), not in
     this one, which holds every signed event of the run: in a process holding them, the
@@ -232,18 +233,18 @@ async def replay_rate(broker: Broker, prefix: str) -> float:
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=context) as pool:
         return await asyncio.get_running_loop().run_in_executor(
-            pool, _replay_process, broker.bootstrap_servers, prefix
+            pool, _replay_process, broker.bootstrap_servers, prefix, str(trust)
         )
 
 
-def _replay_process(bootstrap: str, prefix: str) -> float:
+def _replay_process(bootstrap: str, prefix: str, trust: str) -> float:
 
     configure_logging("console", "warning")
     settle_collector()  # as in the adapter's own process
-    return asyncio.run(_replay(bootstrap, prefix))
+    return asyncio.run(_replay(bootstrap, prefix, trust))
 
 
-async def _replay(bootstrap: str, prefix: str) -> float:
+async def _replay(bootstrap: str, prefix: str, trust: str) -> float:
 
     with tempfile.TemporaryDirectory(prefix="crg-e2e-replay-") as tmp:
         store = open_national_store(f"sqlite://{Path(tmp) / 'GHA.sqlite'}", "GHA")
@@ -252,6 +253,7 @@ async def _replay(bootstrap: str, prefix: str) -> float:
             kafka=bootstrap,
             store=store,
             topics=Topics(f"{prefix}.replay"),
+            keys=open_key_storage(trust).load(),
         )
         adapter.topic = topics.verified
         adapter.group_id = f"{prefix}.replay"

@@ -29,14 +29,13 @@ from gateway.collector import settle_collector
 from gateway.contract.codec import default_codec
 from gateway.contract.keys import KeyRecord, KeyRing, make_key_id, public_key_bytes
 from gateway.contract.message import EventSigner, signature_headers
-from gateway.keystore import open_key_storage
 from gateway.logging import configure_logging
 from gateway.service.ledger.backends import open_ledger
 from gateway.streaming.local_broker import LocalBroker
 from gateway.streaming.produce import produce_all, send_in_batches
 from gateway.streaming.topics import Topics, ensure_topics
 from ops.loadgen import registry_stream
-from ops.processes import Processes
+from ops.processes import Processes, trust_store
 
 PARTITIONS = 4
 
@@ -194,7 +193,7 @@ async def gateway_run(
 ) -> tuple[float, float, float]:
     """``crg gateway --processes N`` over all ``n`` events; (events/s, RSS at 10 %, RSS
     at the end) of the gateway and its members."""
-    open_key_storage(str(data / "keys" / "public-keys.json")).save([record])
+    trust_store(data, [record])
     env = {
         **os.environ,
         "CRG_DATA_DIR": str(data),

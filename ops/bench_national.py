@@ -31,10 +31,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from adapters.national.consumer import NationalAdapter
 from adapters.national.rules import itmo_effect
 from adapters.national.store import NationalStore, open_national_store
+from gateway.contract.attestation import GATEWAY_OWNER, Attester, Claim
 from gateway.contract.codec import default_codec
-from gateway.contract.keys import make_key_id, public_key_bytes
+from gateway.contract.keys import KeyRecord, KeyRing, make_key_id, public_key_bytes
 from gateway.contract.message import EventSigner, SignedMessage
 from gateway.contract.models import RegistryEvent
+from gateway.contract.time import utc_text
 from gateway.logging import configure_logging
 from gateway.service.ledger.memory import MemoryLedger
 from gateway.service.ledger.rules import Change, decide
@@ -56,12 +58,22 @@ class Figures:
     store: str
 
 
-def accepted_stream(n: int) -> list[SignedMessage]:
+SINCE = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+
+
+def bench_key(owner: str) -> tuple[Ed25519PrivateKey, KeyRecord]:
+    private = Ed25519PrivateKey.generate()
+    public = public_key_bytes(private)
+    return private, KeyRecord(owner, make_key_id(owner, public, SINCE), public, SINCE)
+
+
+def accepted_stream(n: int, signer: EventSigner | None = None) -> list[SignedMessage]:
     """``n`` signed events the gateway's ledger rules accept (more are generated and
     the refused ones dropped)."""
-    private = Ed25519PrivateKey.generate()
-    key_id = make_key_id("verra", public_key_bytes(private), dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
-    signers = {"verra": EventSigner(default_codec(), key_id, private)}
+    if signer is None:
+        private, record = bench_key("verra")
+        signer = EventSigner(default_codec(), record.key_id, private)
+    signers = {"verra": signer}
     codec, ledger = default_codec(), MemoryLedger()
     out: list[SignedMessage] = []
     size = n * 2
@@ -130,8 +142,31 @@ def bare_writes(store: NationalStore, events: int, actions: int) -> float:
     return events / (time.perf_counter() - started)
 
 
-async def adapter_run(bootstrap: str, topics: Topics, store: NationalStore, n: int) -> float:
-    adapter = NationalAdapter(kafka=bootstrap, store=store, topics=topics)
+def attested(
+    messages: list[SignedMessage], topic: str, registry: KeyRecord
+) -> tuple[list[SignedMessage], KeyRing]:
+    """The messages as the gateway puts them on the verified ``topic`` (its verdict,
+    ledger position and attestation), and the trust store that checks them."""
+    private, record = bench_key(GATEWAY_OWNER)
+    attester, now = Attester(record.key_id, private), utc_text(dt.datetime.now(dt.UTC))
+    codec, out = default_codec(), []
+    for position, m in enumerate(messages):
+        event = RegistryEvent.from_avro(codec.decode(m.value))
+        said = attester.headers(
+            Claim(m.value, "accepted", position, event.registry_id, event.event_id, topic, now)
+        )
+        headers = [
+            *m.headers, ("crg_verdict", b"accepted"),
+            ("crg_ledger_position", str(position).encode()), *said,
+        ]  # fmt: skip
+        out.append(SignedMessage(m.key, m.value, tuple(headers)))
+    return out, KeyRing([registry, record])
+
+
+async def adapter_run(
+    bootstrap: str, topics: Topics, store: NationalStore, n: int, trust: KeyRing
+) -> float:
+    adapter = NationalAdapter(kafka=bootstrap, store=store, topics=topics, keys=trust)
     await adapter.start()
     stop = asyncio.Event()
     serving = asyncio.create_task(adapter.serve(stop))
@@ -155,7 +190,8 @@ async def run(n: int, url: str | None, party: str = "GHA") -> Figures:
 
     configure_logging("console", "warning")
     print(f"generating {n:,} accepted events…", flush=True)
-    messages = accepted_stream(n)
+    private, registry = bench_key("verra")
+    messages = accepted_stream(n, EventSigner(default_codec(), registry.key_id, private))
     codec = default_codec()
     events = [RegistryEvent.from_avro(codec.decode(m.value)) for m in messages]
     kind = (url or "sqlite").split("://")[0].split(":")[0]
@@ -169,8 +205,9 @@ async def run(n: int, url: str | None, party: str = "GHA") -> Figures:
     with LocalBroker() as broker, scratch_store(url, party) as store:
         topics = Topics(f"bench{uuid.uuid4().hex[:6]}")
         await ensure_topics(broker.bootstrap_servers, topics.all(), 4)
-        await produce_all(broker.bootstrap_servers, topics.verified, messages)
-        adapter_rate = await adapter_run(broker.bootstrap_servers, topics, store, n)
+        verified, trust = attested(messages, topics.verified, registry)
+        await produce_all(broker.bootstrap_servers, topics.verified, verified)
+        adapter_rate = await adapter_run(broker.bootstrap_servers, topics, store, n, trust)
         assert store.counts()["actions"] == actions, "the adapter and the store-only run differ"
     return Figures(n, actions, adapter_rate, store_rate, bare_rate, kind)
 

@@ -36,7 +36,6 @@ from gateway.config import Settings
 from gateway.contract.codec import default_codec
 from gateway.contract.keys import KeyRecord, make_key_id, public_key_bytes
 from gateway.contract.message import EventSigner, SignedMessage
-from gateway.keystore import open_key_storage
 from gateway.logging import configure_logging
 from gateway.service.ledger.backends import open_ledger
 from gateway.streaming.local_broker import free_port
@@ -44,7 +43,7 @@ from gateway.streaming.produce import produce_all
 from gateway.streaming.topics import Topics, ensure_topics
 from gateway.system import Baseline, wait_until_through
 from ops.loadgen import mixed_stream
-from ops.processes import Broker, Processes, broker_env, running_broker
+from ops.processes import Broker, Processes, broker_env, running_broker, trust_store
 
 PARTIES = ("GHA", "CHE")
 PARTITIONS = 4
@@ -142,7 +141,7 @@ async def one_run(
     ):
         data = Path(tmp)
         prefix = f"chaos{uuid.uuid4().hex[:6]}"
-        open_key_storage(str(data / "keys" / "public-keys.json")).save([key])
+        trust_store(data, [key])
         topics = Topics(prefix)
         await ensure_topics(broker.bootstrap_servers, topics.all(), PARTITIONS, min(nodes, 3))
         parts = components(data, broker, prefix, f"http://127.0.0.1:{port}")

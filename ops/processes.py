@@ -6,10 +6,15 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from gateway.assembly import ensure_signing_key
+from gateway.config import Settings
+from gateway.contract.attestation import GATEWAY_OWNER
+from gateway.contract.keys import KeyRecord
+from gateway.keystore import open_key_storage
 from gateway.streaming.apache_kafka import KafkaCluster
 from gateway.streaming.local_broker import LocalBroker
 
@@ -26,6 +31,15 @@ def running_broker(kind: str, nodes: int = 1) -> Iterator[Broker]:
         return
     with KafkaCluster(nodes, heap_mb=512 if nodes == 1 else 384) as cluster:
         yield cluster
+
+
+def trust_store(data: Path, records: Iterable[KeyRecord]) -> None:
+    """A data directory's trust store (``keys/``): these public keys, and a gateway
+    attestation key made here (its private key on disk), as a deployment has."""
+    url = str(data / "keys" / "public-keys.json")
+    open_key_storage(url).save(list(records))
+    settings = Settings(data_dir=data, keys_url=url, private_key_dir=data / "keys" / "private")
+    ensure_signing_key(settings, GATEWAY_OWNER)
 
 
 def broker_env(broker: Broker) -> dict[str, str]:

@@ -1,8 +1,11 @@
 """``crg adapter national --party GHA``: one Party's ITMO ledger kept from the verified
 topic, each new action emitted on ``crg.article6.itmo-actions``.
 
-A :class:`~gateway.streaming.process.ConsumerProcess`: preparing decodes the verified
-events (while the batch before is handled); handling reads the batch's units ahead,
+A :class:`~gateway.streaming.process.ConsumerProcess`: preparing checks each verified
+message as if anyone could have written the topic — the registry's signature and the
+gateway's attestation (``verify_verified``) — and decodes it (while the batch before is
+handled); a message that fails is refused: never applied, counted, logged and alerted on
+the alerts topic with its reason; handling reads the batch's units ahead,
 applies each event to the Party's store with its tracking record, in the batch's one
 transaction, and queues the Party's new actions in the outbox. An event applied before
 (a replay, or the gateway's identical repeat after a crash) changes nothing and emits
@@ -11,13 +14,20 @@ nothing.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import structlog
+from pydantic import ValidationError
 
 from adapters.national.rules import Numbering, itmo_effect
 from adapters.national.store import NationalStore
+from gateway.contract.attestation import verify_verified
 from gateway.contract.codec import default_codec
 from gateway.contract.errors import ContractError
 from gateway.contract.itmo_message import action_headers, encode_action
+from gateway.contract.keys import KeyRing
 from gateway.contract.models import RegistryEvent
 from gateway.streaming.access import KafkaAccess
 from gateway.streaming.process import ConsumerProcess, Incoming
@@ -26,7 +36,17 @@ from gateway.streaming.topics import Topics
 log = structlog.get_logger("crg.national")
 
 
-class NationalAdapter(ConsumerProcess[RegistryEvent | None]):
+@dataclass(frozen=True)
+class Refused:
+    """A verified-topic message this adapter will not apply, and why."""
+
+    reason: str
+    message: str
+
+
+class NationalAdapter(ConsumerProcess[RegistryEvent | Refused]):
+    """``keys``: the trust store (registry keys and the gateway's), or what returns it."""
+
     name = "crg-national"
 
     def __init__(
@@ -35,6 +55,7 @@ class NationalAdapter(ConsumerProcess[RegistryEvent | None]):
         kafka: KafkaAccess | str,
         store: NationalStore,
         topics: Topics,
+        keys: KeyRing | Callable[[], KeyRing],
         numbering: Numbering | None = None,
         idempotence: bool = False,
         max_batch: int = 2000,
@@ -54,31 +75,43 @@ class NationalAdapter(ConsumerProcess[RegistryEvent | None]):
         self.national = store
         self.party = store.party
         self.numbering = numbering or store.numbering
+        self._keys = keys
+        self.refused = 0
 
-    def prepare(self, messages: list[Incoming]) -> list[RegistryEvent | None]:
-        codec = default_codec()
-        out: list[RegistryEvent | None] = []
+    def keys(self) -> KeyRing:
+        return self._keys() if callable(self._keys) else self._keys
+
+    def prepare(self, messages: list[Incoming]) -> list[RegistryEvent | Refused]:
+        codec, keys = default_codec(), self.keys()
+        out: list[RegistryEvent | Refused] = []
         for msg in messages:
             try:
-                out.append(RegistryEvent.from_avro(codec.decode(msg.value)))
-            except (ContractError, ValueError) as exc:
-                # the gateway let it through: a schema this build does not know, or a
-                # message written to the verified topic by something else
-                log.error("national.undecodable", source=msg.source, error=str(exc)[:200])
-                out.append(None)
+                out.append(verify_verified(msg.value, msg.headers, self.topic, keys, codec).event)
+            except ContractError as exc:
+                out.append(self._refuse(msg, exc.reason.value, str(exc)))
+            except (ValidationError, ValueError) as exc:
+                out.append(self._refuse(msg, "model_invalid", str(exc)))
         return out
 
-    def handle(self, items: list[tuple[Incoming, RegistryEvent | None]]) -> dict[str, int]:
-        store, counts = self.national, {"applied": 0, "repeat": 0, "undecodable": 0, "actions": 0}
+    def _refuse(self, msg: Incoming, reason: str, message: str) -> Refused:
+        self.refused += 1
+        log.error(
+            "national.refused", party=self.party, source=msg.source, reason=reason,
+            message=message[:300],
+        )  # fmt: skip
+        return Refused(reason, message[:1000])
+
+    def handle(self, items: list[tuple[Incoming, RegistryEvent | Refused]]) -> dict[str, int]:
+        store, counts = self.national, {"applied": 0, "repeat": 0, "refused": 0, "actions": 0}
         key = self.party.encode()
         told = log.bind(party=self.party)  # bound once per batch, not once per action
-        seen = store.applied_among((e.registry_id, e.event_id) for _, e in items if e is not None)
-        store.read_ahead(
-            e for _, e in items if e is not None and (e.registry_id, e.event_id) not in seen
-        )
+        events = [e for _, e in items if isinstance(e, RegistryEvent)]
+        seen = store.applied_among((e.registry_id, e.event_id) for e in events)
+        store.read_ahead(e for e in events if (e.registry_id, e.event_id) not in seen)
         for msg, event in items:
-            if event is None:
-                counts["undecodable"] += 1
+            if isinstance(event, Refused):
+                counts["refused"] += 1
+                self._alert(msg, event)
                 continue
             if (event.registry_id, event.event_id) in seen:  # applied before, or above
                 counts["repeat"] += 1
@@ -108,3 +141,21 @@ class NationalAdapter(ConsumerProcess[RegistryEvent | None]):
             counts["applied"] += 1
             counts["actions"] += len(mine)
         return counts
+
+    def _alert(self, msg: Incoming, refused: Refused) -> None:
+        """Say on the alerts topic that a message on the verified topic was refused."""
+        alert = {
+            "alert": "verified_message_refused",
+            "party": self.party,
+            "source": msg.source,
+            "reason": refused.reason,
+            "message": refused.message,
+        }
+        self.national.outbox_add(
+            msg.partition,
+            msg.offset,
+            self.topics.alerts,
+            self.party.encode(),
+            json.dumps(alert, sort_keys=True).encode(),
+            [("content-type", b"application/json"), ("crg_alert", alert["alert"].encode())],
+        )

@@ -1,4 +1,5 @@
-"""``crg keys``: generate, register, rotate, revoke and list registry signing keys."""
+"""``crg keys``: generate, register, rotate, revoke and list signing keys: registries'
+(their events) and the gateway's (its attestations)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 from gateway.cli.errors import CommandError
 from gateway.config import Settings
+from gateway.contract.attestation import GATEWAY_OWNER
 from gateway.contract.errors import KeyUnknown
 from gateway.contract.keys import KeyRecord, make_key_id
 from gateway.keystore import open_key_storage
@@ -32,7 +34,7 @@ def register(sub: Any) -> None:
         dest="keys_command", required=True, metavar="ACTION"
     )
     p = keys.add_parser("generate", help="new key pair; private key written 0600, public printed")
-    p.add_argument("--registry", required=True)
+    _owner(p)
     p.add_argument("--register", action="store_true", help="also register the public key")
     p.add_argument("--valid-from", default=None, help="ISO time (default now)")
     p.set_defaults(handler=cmd_generate)
@@ -46,7 +48,7 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_register)
 
     p = keys.add_parser("rotate", help="new key for a registry; its open keys close after overlap")
-    p.add_argument("--registry", required=True)
+    _owner(p)
     p.add_argument("--overlap-hours", type=float, default=1.0)
     p.set_defaults(handler=cmd_rotate)
 
@@ -60,6 +62,19 @@ def register(sub: Any) -> None:
     p.add_argument("--registry")
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_list)
+
+
+def _owner(parser: argparse.ArgumentParser) -> None:
+    """Whose key: a registry's (signs its events) or the gateway's (attests verdicts)."""
+    owner = parser.add_mutually_exclusive_group(required=True)
+    owner.add_argument("--registry", help="a registry id, e.g. verra")
+    owner.add_argument(
+        "--gateway",
+        dest="registry",
+        action="store_const",
+        const=GATEWAY_OWNER,
+        help=f"the gateway's attestation key (owner {GATEWAY_OWNER})",
+    )
 
 
 def _new_key(settings: Settings, registry: str, valid_from: dt.datetime) -> KeyRecord:

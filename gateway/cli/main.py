@@ -17,6 +17,7 @@ from gateway.cli import (
     rejected,
     replay,
     up,
+    verify,
 )
 from gateway.cli import gateway as gateway_cmd
 from gateway.cli.errors import CommandError
@@ -54,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         keys,
         publish,
         rejected,
+        verify,
     ):
         module.register(sub)
     if tooling is not None:

@@ -26,7 +26,7 @@ from gateway.contract.errors import (
     KeyRevoked,
     KeyUnknown,
 )
-from gateway.contract.signing import verifier, verify
+from gateway.contract.signing import SIGNING_DOMAIN, verifier, verify
 from gateway.contract.time import utc_text
 
 
@@ -155,10 +155,12 @@ class KeyRing:
     def for_registry(self, registry_id: str) -> list[KeyRecord]:
         return [r for r in self if r.registry_id == registry_id]
 
-    def verify(self, key_id: str, value: bytes, signature: bytes) -> KeyRecord:
+    def verify(
+        self, key_id: str, value: bytes, signature: bytes, domain: bytes = SIGNING_DOMAIN
+    ) -> KeyRecord:
         """Check the signature with the named key; validity is checked once the time is known."""
         record = self.get(key_id)
-        verify(self._public[key_id], value, signature)
+        verify(self._public[key_id], value, signature, domain)
         return record
 
     def rotated(

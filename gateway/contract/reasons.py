@@ -17,6 +17,9 @@ class Reason(StrEnum):
     KEY_REVOKED = "key_revoked"
     KEY_NOT_YET_VALID = "key_not_yet_valid"
     KEY_EXPIRED = "key_expired"
+    # what a consumer of the verified topic refuses (gateway/contract/attestation.py)
+    ATTESTATION_MISSING = "attestation_missing"
+    ATTESTATION_INVALID = "attestation_invalid"
     # form
     UNDECODABLE = "undecodable"
     UNDECODABLE_TOO_LARGE = "undecodable.too_large"
@@ -40,3 +43,7 @@ class Reason(StrEnum):
     UNITS_MIXED_STATE = "units_mixed_state"
     LABEL_HOST_MISMATCH = "label_host_mismatch"
     LABEL_NOT_PRESENT = "label_not_present"
+
+
+#: codes a consumer of the verified topic gives, never the gateway
+CONSUMER_REASONS = frozenset({Reason.ATTESTATION_MISSING, Reason.ATTESTATION_INVALID})

@@ -22,8 +22,10 @@ SIGNING_DOMAIN = b"crg.registry-event.v1\x00"
 SIGNATURE_SIZE = 64
 
 
-def sign(private_key: Ed25519PrivateKey, value: bytes) -> bytes:
-    return private_key.sign(SIGNING_DOMAIN + value)
+def sign(private_key: Ed25519PrivateKey, value: bytes, domain: bytes = SIGNING_DOMAIN) -> bytes:
+    """Sign ``domain`` + ``value``: each kind of signed statement has its own domain, so a
+    signature of one kind is never valid as another."""
+    return private_key.sign(domain + value)
 
 
 def verifier(public_key: bytes) -> VerifyKey:
@@ -31,12 +33,15 @@ def verifier(public_key: bytes) -> VerifyKey:
     return VerifyKey(public_key)
 
 
-def verify(public_key: VerifyKey, value: bytes, signature: bytes) -> None:
-    """Raise :class:`SignatureInvalid` unless ``signature`` signs ``value`` under this key."""
+def verify(
+    public_key: VerifyKey, value: bytes, signature: bytes, domain: bytes = SIGNING_DOMAIN
+) -> None:
+    """Raise :class:`SignatureInvalid` unless ``signature`` signs ``value`` (in ``domain``)
+    under this key."""
     if len(signature) != SIGNATURE_SIZE:
         raise SignatureInvalid(f"signature is {len(signature)} bytes, not {SIGNATURE_SIZE}")
     try:
-        public_key.verify(SIGNING_DOMAIN + value, signature)
+        public_key.verify(domain + value, signature)
     except BadSignatureError:
         raise SignatureInvalid("signature does not verify over the value") from None
 

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import structlog
 
+from gateway.contract.attestation import Attester
 from gateway.contract.codec import SingleObjectCodec
 from gateway.contract.keys import KeyRing
 from gateway.contract.models import RegistryEvent
@@ -77,6 +78,7 @@ class Gateway(ConsumerProcess[RegistryEvent | Verdict]):
         quiet_after: float = QUIET_AFTER,
         group_id: str | None = None,
         outputs: Topics | None = None,
+        attester: Attester | None = None,
     ) -> None:
         super().__init__(
             kafka=kafka,
@@ -95,6 +97,9 @@ class Gateway(ConsumerProcess[RegistryEvent | Verdict]):
         self.quiet_after = quiet_after
         self._keys = keys
         self.codec = codec
+        #: signs each verdict (gateway/contract/attestation.py); None: verdicts unattested,
+        #: which every consumer of the verified topic refuses
+        self.attester = attester
 
     def topic_partitions(self) -> list[int]:
         """Every partition of the raw topic, whoever owns it (from the client's metadata)."""
@@ -111,7 +116,7 @@ class Gateway(ConsumerProcess[RegistryEvent | Verdict]):
     def handle(self, items: list[tuple[Incoming, RegistryEvent | Verdict]]) -> dict[str, int]:
         """Read the batch's snapshot, judge it in memory, record the outcome."""
         asked = ask(items, time.time(), self.topic_partitions(), self.quiet_after)
-        outcome = judge(items, self.ledger.snapshot(asked), self.topics)
+        outcome = judge(items, self.ledger.snapshot(asked), self.topics, self.attester)
         self.ledger.record(outcome)
         report(outcome)
         return outcome.counts()

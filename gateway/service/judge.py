@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
+from gateway.contract.attestation import Attester, Claim
 from gateway.contract.models import RegistryEvent, UnitsIssued
 from gateway.contract.reasons import Reason
 from gateway.contract.time import utc_text
@@ -200,8 +201,14 @@ class _Ledger:
         return self.blocks.overlapping((registry_id, series, start, end), _not_in_snapshot)
 
 
-def judge(items: Sequence[Item], snapshot: Snapshot, topics: Topics) -> Outcome:
-    """Every message's verdict, and what the ledger writes for the batch."""
+def judge(
+    items: Sequence[Item],
+    snapshot: Snapshot,
+    topics: Topics,
+    attester: Attester | None = None,
+) -> Outcome:
+    """Every message's verdict, and what the ledger writes for the batch; with an
+    ``attester``, each verdict's message carries the gateway's attestation."""
     ledger, out = _Ledger(snapshot), Outcome()
     received_at = utc_text(snapshot.asked.now)
     count = len(snapshot.asked.partitions)
@@ -212,7 +219,7 @@ def judge(items: Sequence[Item], snapshot: Snapshot, topics: Topics) -> Outcome:
         if verdict.outcome == "rejected" and verdict.event is not None:
             out.refused.append((verdict.event.registry_id, verdict.event.sequence))
         out.verdicts.append((msg, verdict))
-        _route(msg, verdict, topics, received_at, out)
+        _route(msg, verdict, topics, received_at, out, attester)
     out.deleted = list(ledger.blocks.deleted)
     out.added = list(ledger.blocks.added.values())
     out.accepted = ledger.identities.rows
@@ -348,10 +355,34 @@ def _settle(
         out.outbox.append(_alert_message(msg, alert, topics))
 
 
-def _route(msg: Incoming, verdict: Verdict, topics: Topics, received_at: str, out: Outcome) -> None:
+def _route(
+    msg: Incoming,
+    verdict: Verdict,
+    topics: Topics,
+    received_at: str,
+    out: Outcome,
+    attester: Attester | None,
+) -> None:
     """The verdict's messages for the outbox (and a rejected event's record)."""
     headers = own_headers(msg.headers)
     source = ("crg_source", msg.source.encode())
+    event = verdict.event
+
+    def attested(topic: str) -> list[tuple[str, bytes]]:
+        if attester is None:
+            return []
+        return attester.headers(
+            Claim(
+                msg.value,
+                verdict.outcome,
+                verdict.position if verdict.outcome == "accepted" else None,
+                event.registry_id if event else None,
+                event.event_id if event else None,
+                topic,
+                received_at,
+            )
+        )
+
     if verdict.outcome == "accepted":
         out.outbox.append(
             Outgoing(
@@ -365,12 +396,12 @@ def _route(msg: Incoming, verdict: Verdict, topics: Topics, received_at: str, ou
                     ("crg_verdict", b"accepted"),
                     ("crg_ledger_position", str(verdict.position).encode()),
                     source,
+                    *attested(topics.verified),
                 ],
             )
         )
     elif verdict.outcome == "rejected":
         assert verdict.reason is not None
-        event = verdict.event
         out.rejected.append(
             Rejected(
                 event.registry_id if event else None,
@@ -396,6 +427,7 @@ def _route(msg: Incoming, verdict: Verdict, topics: Topics, received_at: str, ou
                     ("crg_reason", verdict.reason.value.encode()),
                     ("crg_reason_message", verdict.message[:1000].encode()),
                     source,
+                    *attested(topics.rejected),
                 ],
             )
         )

@@ -12,6 +12,11 @@ from typing import Literal
 
 from pydantic import ValidationError
 
+from gateway.contract.attestation import (
+    HEADER_ATTESTATION,
+    HEADER_ATTESTATION_KEY,
+    HEADER_ATTESTED_AT,
+)
 from gateway.contract.codec import SingleObjectCodec
 from gateway.contract.errors import ContractError
 from gateway.contract.keys import KeyRing
@@ -26,6 +31,9 @@ VERDICT_HEADERS = (
     "crg_reason_message",
     "crg_ledger_position",
     "crg_source",
+    HEADER_ATTESTATION,
+    HEADER_ATTESTATION_KEY,
+    HEADER_ATTESTED_AT,
 )
 
 

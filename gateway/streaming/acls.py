@@ -5,7 +5,7 @@
   alerts topics: nobody else writes the verified topic. It writes the raw topic too, for
   the registries that publish over its HTTP ingest (each event signed all the same);
 - a Party's **national** adapter reads the verified topic (in its Party's group) and writes
-  ITMO actions;
+  ITMO actions, and alerts (a verified-topic message it refused);
 - the **international** adapter reads ITMO actions (in its group) and writes the actions
   the international registry refused.
 
@@ -66,7 +66,9 @@ def grants(topics: Topics, role: Role, user: str, party: str | None = None) -> l
     if role == "national":
         if not party:
             raise ValueError("a national adapter's grants are for one Party")
-        return read(topics.verified, topics.group("national", party)) + write(topics.itmo_actions)
+        return read(topics.verified, topics.group("national", party)) + write(
+            topics.itmo_actions, topics.alerts
+        )
     return read(topics.itmo_actions, topics.group("international")) + write(
         topics.itmo_actions_rejected
     )

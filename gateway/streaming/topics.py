@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import NoError, TopicAlreadyExistsError, for_code
 from aiokafka.partitioner import murmur2
@@ -124,3 +125,35 @@ async def partition_leaders(kafka: KafkaAccess | str, topic: str) -> dict[int, i
 async def topic_partitions(kafka: KafkaAccess | str, topic: str) -> list[int]:
     """The partitions of ``topic`` ([] when it does not exist)."""
     return sorted(await partition_leaders(kafka, topic))
+
+
+async def read_to_end(kafka: KafkaAccess | str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every message on ``topic`` up to its current end, read without a group (nothing
+    committed), whatever their number ([] when the topic does not exist)."""
+    access = KafkaAccess.of(kafka)
+    async with refusals(access):
+        consumer = AIOKafkaConsumer(**access.options(), group_id=None, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            known = await topic_partitions(access, topic)
+            partitions = [TopicPartition(topic, p) for p in known]
+            if not partitions:
+                return []
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            ends = await consumer.end_offsets(partitions)
+            out: list[ConsumerRecord[bytes, bytes]] = []
+
+            async def behind() -> bool:
+                return any([await consumer.position(tp) < ends[tp] for tp in partitions])
+
+            # tansu's end offsets can lag behind batched writes (the last batch's first
+            # offset + 1): read on until the reported ends are passed and a fetch is empty
+            while True:
+                batch = await consumer.getmany(timeout_ms=500)
+                for records in batch.values():
+                    out += records
+                if not batch and not await behind():
+                    return out
+        finally:
+            await consumer.stop()

@@ -6,14 +6,18 @@ import asyncio
 import uuid
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from gateway.contract.attestation import GATEWAY_OWNER, Attester
 from gateway.contract.codec import default_codec
-from gateway.contract.keys import KeyRing
+from gateway.contract.keys import KeyRecord, KeyRing, make_key_id, public_key_bytes
 from gateway.contract.message import SignedMessage, header_value
 from gateway.service.consumer import Gateway
 from gateway.service.ledger.store import LedgerStore
-from gateway.streaming.topics import Topics, ensure_topics, topic_partitions
+from gateway.streaming.topics import Topics, ensure_topics
+from gateway.streaming.topics import read_to_end as topics_read_to_end
+from ops.loadgen import T0
 from tests.support.brokers import Broker
 
 
@@ -23,6 +27,14 @@ class Routed:
     value: bytes
     headers: dict[str, bytes]
     partition: int
+
+
+def gateway_identity() -> tuple[Attester, KeyRecord]:
+    """A gateway attestation key for a test: the attester and its public record."""
+    private = Ed25519PrivateKey.generate()
+    public = public_key_bytes(private)
+    record = KeyRecord(GATEWAY_OWNER, make_key_id(GATEWAY_OWNER, public, T0), public, T0)
+    return Attester(record.key_id, private), record
 
 
 @dataclass
@@ -35,6 +47,14 @@ class Harness:
     gateway: Gateway | None = None
     sent: int = 0
     idempotence: bool | None = None  # None: as the broker allows (on for Apache Kafka)
+    #: the gateway's attestation key: its verdicts are attested as in production
+    identity: tuple[Attester, KeyRecord] = field(default_factory=gateway_identity)
+
+    @property
+    def trust(self) -> KeyRing:
+        """The trust store a consumer of the verified topic uses: the registries' keys
+        and the gateway's."""
+        return KeyRing([*self.keys, self.identity[1]])
 
     async def start(self) -> Harness:
         await ensure_topics(self.broker.bootstrap_servers, self.topics.all(), self.partitions)
@@ -45,6 +65,7 @@ class Harness:
             codec=default_codec(),
             topics=self.topics,
             idempotence=self.broker.idempotence if self.idempotence is None else self.idempotence,
+            attester=self.identity[0],
         )
         await self.gateway.start()
         return self
@@ -110,34 +131,10 @@ class Harness:
 
 async def read_to_end(broker: Broker, topic: str) -> list[Routed]:
     """Every message on ``topic`` up to its current end, whatever their number."""
-
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=broker.bootstrap_servers, group_id=None, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        known = await topic_partitions(broker.bootstrap_servers, topic)
-        partitions = [TopicPartition(topic, p) for p in known]
-        if not partitions:
-            return []  # no such topic: nothing on it
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        out: list[Routed] = []
-
-        async def behind() -> bool:
-            return any([await consumer.position(tp) < ends[tp] for tp in partitions])
-
-        # tansu's end offsets can lag behind batched writes (the last batch's first
-        # offset + 1): read on until the reported ends are passed and a fetch is empty
-        while True:
-            batch = await consumer.getmany(timeout_ms=500)
-            for tp, msgs in batch.items():
-                out += [Routed(m.key, m.value, dict(m.headers), tp.partition) for m in msgs]
-            if not batch and not await behind():
-                return out
-    finally:
-        await consumer.stop()
+    return [
+        Routed(m.key, m.value or b"", dict(m.headers), m.partition)
+        for m in await topics_read_to_end(broker.bootstrap_servers, topic)
+    ]
 
 
 def reason_of(routed: Routed) -> str:

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from gateway.keystore import open_key_storage
 from gateway.service.ledger.backends import open_ledger
 from gateway.streaming.topics import Topics, ensure_topics
+from ops.processes import trust_store
 from tests.conftest import T0, RegistryKey
 from tests.streams import mixed_stream
 from tests.support.brokers import Broker
@@ -132,7 +132,7 @@ def two_registries() -> dict[str, RegistryKey]:
 
 def prepare(tmp: Path, keys: dict[str, RegistryKey]) -> Path:
     tmp.mkdir()
-    open_key_storage(str(tmp / "keys" / "public-keys.json")).save([k.record for k in keys.values()])
+    trust_store(tmp, [k.record for k in keys.values()])
     return tmp
 
 

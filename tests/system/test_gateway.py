@@ -13,14 +13,15 @@ from typing import Any
 
 import pytest
 
+from gateway.contract.attestation import verify_verified
 from gateway.contract.codec import MARKER, default_codec
 from gateway.contract.keys import KeyRing
 from gateway.contract.message import HEADER_KEY_ID, HEADER_SIGNATURE, EventSigner, SignedMessage
 from gateway.contract.models import RegistryEvent
-from gateway.contract.reasons import Reason
+from gateway.contract.reasons import CONSUMER_REASONS, Reason
 from gateway.contract.signing import encode_signature, sign
 from gateway.service.ledger.backends import open_ledger
-from gateway.streaming.topics import key_partition
+from gateway.streaming.topics import key_partition, read_to_end
 from ops.loadgen import T0 as STREAM_T0
 from ops.loadgen import registry_stream
 from tests.conftest import RegistryKey
@@ -148,10 +149,18 @@ async def test_every_reason_code_from_a_crafted_event(harness: Harness) -> None:
         ("accepted", verra.event(retired())),  # 1100-1199 retired
         ("units_not_active", verra.event(retired())),  # double use
         ("units_mixed_state", verra.event(retired(serial_block=block(1150, 1249), quantity=100))),
-        ("label_host_mismatch", verra.event(label_applied(label={**A6, "host_party": "GHA"}))),
+        (
+            "label_host_mismatch",  # units 1200-1999: active, of a Rwandan project
+            verra.event(
+                label_applied(
+                    serial_block=block(1200, 1999), quantity=800, label={**A6, "host_party": "GHA"}
+                )
+            ),
+        ),
         ("label_not_present", verra.event(label_revoked(label=A6))),
     ]
-    assert {r for r, _ in crafted} - {"accepted"} == {r.value for r in Reason} - {"undecodable"}
+    gateway_reasons = {r.value for r in Reason if r not in CONSUMER_REASONS} - {"undecodable"}
+    assert {r for r, _ in crafted} - {"accepted"} == gateway_reasons
     # project 9999 is keyed to another partition: partitions are judged in no set order,
     # so it goes once the units it names are on the ledger
     other_partition = [m for r, m in crafted if r == "project_mismatch"]
@@ -187,6 +196,21 @@ async def test_forged_verdict_headers_are_stripped(harness: Harness) -> None:
     (routed,) = await harness.read(harness.topics.rejected, expected=1)
     assert routed.headers["crg_verdict"] == b"rejected"
     assert reason_of(routed) == "units_not_found"
+
+    # an accepted event whose sender wrote an attestation of its own: only the gateway's
+    # is on the verified message, and it holds
+    issue = verra.event(issued(labels=[]))
+    own = [("crg_attestation", b"Zm9yZ2Vk"), ("crg_attestation_key", b"crg:gateway-x"),
+           ("crg_attested_at", b"2030-01-01T00:00:00Z")]  # fmt: skip
+    await harness.send((issue.key, issue.value, [*issue.headers, *own]))
+    await harness.drain()
+    (message,) = await read_to_end(harness.broker.bootstrap_servers, harness.topics.verified)
+    names = [k for k, _ in message.headers]
+    assert names.count("crg_attestation") == names.count("crg_attested_at") == 1
+    attested = verify_verified(
+        message.value or b"", list(message.headers), harness.topics.verified, harness.trust, CODEC
+    )
+    assert attested.attested_by == harness.identity[0].key_id
 
 
 async def test_mixed_stream_ends_in_the_expected_state(harness: Harness) -> None:

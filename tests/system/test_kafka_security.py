@@ -37,6 +37,7 @@ from gateway.streaming.topics import Topics, ensure_topics, list_topics, topic_p
 from ops.kafka_security import ADMIN, SecuredKafka, secured_kafka
 from tests.conftest import RegistryKey
 from tests.support.emulator import serving
+from tests.support.harness import gateway_identity
 from tests.system.test_national_adapter import signed_stream
 
 pytestmark = pytest.mark.kafka
@@ -79,6 +80,7 @@ async def run_until(process: ConsumerProcess[Any], done: Callable[[], bool]) -> 
 async def test_each_role_does_its_part_over_sasl_ssl(secured: SecuredKafka, tmp_path: Path) -> None:
     key = RegistryKey("verra")
     stream = signed_stream(key)
+    attester, gateway_key = gateway_identity()
 
     producer = make_producer(secured.access("registry"), idempotence=True)
     await producer.start()
@@ -96,6 +98,7 @@ async def test_each_role_does_its_part_over_sasl_ssl(secured: SecuredKafka, tmp_
         codec=default_codec(),
         topics=TOPICS,
         idempotence=True,
+        attester=attester,
     )
     await run_until(gateway, lambda: gateway.processed >= len(stream))
     assert ledger.accepted_count() == len(stream) and ledger.rejected() == []
@@ -103,7 +106,11 @@ async def test_each_role_does_its_part_over_sasl_ssl(secured: SecuredKafka, tmp_
 
     ghana = open_national_store(f"sqlite://{tmp_path / 'GHA.sqlite'}", "GHA")
     national = NationalAdapter(
-        kafka=secured.access("national-gha"), store=ghana, topics=TOPICS, idempotence=True
+        kafka=secured.access("national-gha"),
+        store=ghana,
+        topics=TOPICS,
+        keys=KeyRing([key.record, gateway_key]),
+        idempotence=True,
     )
     await run_until(national, lambda: national.processed >= len(stream))
     actions = ghana.actions()
@@ -249,6 +256,7 @@ async def test_a_long_running_process_ends_on_a_refusal_and_waits_for_an_absent_
         kafka=secured.access("national-gha", "wrong"),
         store=open_national_store(f"sqlite://{tmp_path / 'GHA.sqlite'}", "GHA"),
         topics=TOPICS,
+        keys=KeyRing([]),
     )
     with pytest.raises(KafkaAccessRefused, match="refused the credentials of national-gha"):
         await asyncio.wait_for(wrong.run(asyncio.Event()), 30)
@@ -257,6 +265,7 @@ async def test_a_long_running_process_ends_on_a_refusal_and_waits_for_an_absent_
         kafka=KafkaAccess("127.0.0.1:9"),  # nothing listens there
         store=open_national_store(f"sqlite://{tmp_path / 'GHA2.sqlite'}", "GHA"),
         topics=TOPICS,
+        keys=KeyRing([]),
     )
     stop = asyncio.Event()
     running = asyncio.create_task(unreachable.run(stop))

@@ -5,6 +5,7 @@ then replays (over the live store, and into an empty one) change nothing."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,16 +15,20 @@ from aiokafka import AIOKafkaProducer
 
 from adapters.national.consumer import NationalAdapter
 from adapters.national.store import NationalStore
+from gateway.contract.attestation import Attester, Claim
 from gateway.contract.codec import default_codec
 from gateway.contract.itmo_message import decode_action
 from gateway.contract.keys import KeyRing
 from gateway.contract.message import EventSigner
 from gateway.contract.models import RegistryEvent
 from gateway.service.ledger.backends import open_ledger
+from ops.processes import trust_store
 from tests.conftest import RegistryKey
 from tests.support.brokers import Broker
 from tests.support.harness import Harness, read_to_end
 from tests.support.national import NDC_FLOW, REVOKED, STORY, Opener, events
+from tests.system.test_cli import crg
+from tests.unit.test_itmo_rules import GHANA_LOA, issue
 
 
 def signed_stream(key: RegistryKey) -> list[Any]:
@@ -53,7 +58,10 @@ async def run_adapter(harness: Harness, store: NationalStore, expected: int) -> 
     """Run until the adapter has handled ``expected`` messages and its actions are on the
     broker."""
     adapter = NationalAdapter(
-        kafka=harness.broker.bootstrap_servers, store=store, topics=harness.topics
+        kafka=harness.broker.bootstrap_servers,
+        store=store,
+        topics=harness.topics,
+        keys=harness.trust,
     )
     await adapter.start()
     try:
@@ -133,3 +141,69 @@ async def test_two_parties_then_replays_change_nothing(
     await run_adapter(verified, scratch, n + 1)
     assert scratch.digest() == digest
     assert scratch.counts() == counts
+
+
+async def test_forged_verified_messages_change_nothing_and_raise_alerts(
+    verified: Harness, open_party: Opener, tmp_path: Path
+) -> None:
+    """An attacker who can write the verified topic: an unsigned issuance of a made-up
+    registry labelled for Ghana, a genuine event re-signed by an unknown key and given a
+    forged attestation, and a genuine verified message replayed at another ledger
+    position. Ghana's ledger is exactly as without them, and each is alerted."""
+    genuine = await read_to_end(verified.broker, verified.topics.verified)
+    ghana = open_party("GHA", "gha")
+    await run_adapter(verified, ghana, len(genuine))
+    digest, counts = ghana.digest(), ghana.counts()
+
+    (nobody,) = events("GH-1", [issue(7000, 7999, [GHANA_LOA])], registry="nobody")
+    value = default_codec().encode(nobody.to_avro())
+    intruder = RegistryKey("verra")  # the registry's name, a key nobody registered
+    forger = Attester(intruder.key_id, intruder.private)
+    (posing,) = events("GH-1", [issue(7000, 7999, [GHANA_LOA])])
+    resigned = EventSigner(default_codec(), intruder.key_id, intruder.private).sign_event(posing)
+    first = genuine[0]
+    moved = [(k, b"999999" if k == "crg_ledger_position" else v) for k, v in first.headers.items()]
+    forged = [
+        (b"nobody/GH-1", value, [("crg_verdict", b"accepted"), ("crg_ledger_position", b"1")]),
+        (
+            resigned.key,
+            resigned.value,
+            [*resigned.headers, ("crg_verdict", b"accepted"), ("crg_ledger_position", b"2"),
+             *forger.headers(Claim(resigned.value, "accepted", 2, "verra", "x",
+                                   verified.topics.verified, "2026-06-01T00:00:00Z"))],
+        ),
+        (first.key, first.value, moved),
+    ]  # fmt: skip
+    producer = AIOKafkaProducer(bootstrap_servers=verified.broker.bootstrap_servers)
+    await producer.start()
+    try:
+        for key, value_, headers in forged:
+            await producer.send_and_wait(verified.topics.verified, value_, key=key, headers=headers)
+    finally:
+        await producer.stop()
+
+    adapter = await run_adapter(verified, ghana, len(forged))
+    assert adapter.refused == len(forged)
+    assert (ghana.digest(), ghana.counts()) == (digest, counts)
+    alerts = [
+        json.loads(r.value) for r in await read_to_end(verified.broker, verified.topics.alerts)
+    ]
+    refused = [a for a in alerts if a["alert"] == "verified_message_refused"]
+    assert sorted(a["reason"] for a in refused) == [
+        "attestation_invalid", "key_unknown", "signature_missing"
+    ]  # fmt: skip
+    assert {a["party"] for a in refused} == {"GHA"}
+
+    # any subscriber checks the topic the same way: crg verify
+    subscriber = tmp_path / "subscriber"
+    trust_store(subscriber, [*verified.keys, verified.identity[1]])
+    run = crg(
+        subscriber,
+        "verify",
+        bootstrap=verified.broker.bootstrap_servers,
+        env_extra={"CRG_TOPIC_PREFIX": verified.topics.prefix},
+    )
+    assert run.returncode == 1, run.stderr
+    assert f"{len(genuine) + len(forged)} messages; {len(genuine)} hold" in run.stdout
+    for reason in ("attestation_invalid", "key_unknown", "signature_missing"):
+        assert f"refused 1: {reason}" in run.stdout

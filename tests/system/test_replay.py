@@ -8,9 +8,9 @@ from pathlib import Path
 
 from adapters.national.store import open_national_store
 from gateway.contract.keys import KeyRing
-from gateway.keystore import open_key_storage
 from gateway.service.ledger.backends import open_ledger
 from gateway.streaming.topics import Topics
+from ops.processes import trust_store
 from tests.conftest import RegistryKey
 from tests.support.brokers import Broker
 from tests.support.harness import Harness, read_to_end
@@ -22,9 +22,9 @@ async def test_replays_reconcile_and_change_nothing(broker: Broker, tmp_path: Pa
     data = tmp_path / "data"
     prefix = f"replay{tmp_path.name[-6:].replace('_', '')}"
     key = RegistryKey("verra")
-    open_key_storage(str(data / "keys" / "public-keys.json")).save([key.record])
     ledger = open_ledger(f"sqlite://{data / 'gateway' / 'ledger.sqlite'}")
     harness = await Harness(broker, ledger, KeyRing([key.record]), topics=Topics(prefix)).start()
+    trust_store(data, [key.record, harness.identity[1]])  # the live gateway's key too
     await harness.send(*signed_stream(key))
     await harness.drain()
     await harness.stop()

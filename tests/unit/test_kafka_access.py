@@ -98,7 +98,10 @@ def test_only_the_gateway_writes_the_verified_topic_and_a_registry_only_the_raw_
     writers = {(g.principal, g.name) for g in plan if g.operation == "Write"}
     assert {p for p, name in writers if name == topics.verified} == {"User:gateway"}
     assert {name for p, name in writers if p == "User:registry"} == {topics.raw}
-    assert {name for p, name in writers if p == "User:national"} == {topics.itmo_actions}
+    assert {name for p, name in writers if p == "User:national"} == {
+        topics.itmo_actions,
+        topics.alerts,
+    }
     readers = {(g.principal, g.name) for g in plan if g.operation == "Read"}
     assert ("User:registry", topics.raw) not in readers
     assert ("User:national", "crg.national.gha") in readers
