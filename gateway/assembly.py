@@ -21,6 +21,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import CollectorRegistry
 
 from adapters.international.client import Credentials, RegistryClient
@@ -35,6 +36,7 @@ from gateway.config import Settings
 from gateway.contract.attestation import GATEWAY_OWNER, Attester
 from gateway.contract.codec import SingleObjectCodec
 from gateway.contract.errors import KeyUnknown
+from gateway.contract.itmo_message import ActionSigner, party_owner
 from gateway.contract.keys import KeyRing
 from gateway.contract.message import EventSigner
 from gateway.contract.schemas import registry_event_versions
@@ -165,6 +167,7 @@ def national_consumer(
         store=store,
         topics=topics,
         keys=reloading_keys(settings),
+        signer=party_signer(settings, store.party),
         idempotence=settings.kafka_idempotence,
         group_id=group_id,
         outputs=outputs,
@@ -185,6 +188,7 @@ def international_consumer(
         store=store,
         topics=topics,
         client=client,
+        keys=reloading_keys(settings),
         idempotence=settings.kafka_idempotence,
         group_id=group_id,
         outputs=outputs,
@@ -403,17 +407,34 @@ def active_signing_key(settings: Settings, registry: str, ring: KeyRing) -> str 
     return None
 
 
-def gateway_attester(settings: Settings) -> Attester:
-    """The gateway's attestation key: its newest active key with a private key on disk."""
+def _private_key_of(settings: Settings, owner: str, how: str) -> tuple[str, Ed25519PrivateKey]:
+    """The newest active key of ``owner`` with its private key on disk."""
     ring = open_key_storage(settings.resolved_keys_url).load()
-    key_id = active_signing_key(settings, GATEWAY_OWNER, ring)
+    key_id = active_signing_key(settings, owner, ring)
     if key_id is None:
         raise SetupError(
-            f"no active gateway key with a private key in {settings.resolved_private_key_dir}"
-            "; the gateway attests every verdict with one: crg keys generate --gateway --register"
+            f"no active key of {owner} with a private key in "
+            f"{settings.resolved_private_key_dir}: {how}"
         )
-    path = private_key_path(settings.resolved_private_key_dir, key_id)
-    return Attester(key_id, load_private_key(path))
+    return key_id, load_private_key(private_key_path(settings.resolved_private_key_dir, key_id))
+
+
+def party_signer(settings: Settings, party: str) -> ActionSigner:
+    """The Party's key that signs the ITMO actions its national adapter emits."""
+    key_id, private = _private_key_of(
+        settings, party_owner(party), f"crg keys generate --party {party} --register"
+    )
+    return ActionSigner(party, key_id, private)
+
+
+def gateway_attester(settings: Settings) -> Attester:
+    """The gateway's attestation key: its newest active key with a private key on disk."""
+    key_id, private = _private_key_of(
+        settings,
+        GATEWAY_OWNER,
+        "the gateway attests every verdict with one: crg keys generate --gateway --register",
+    )
+    return Attester(key_id, private)
 
 
 def choose_signer(settings: Settings, registry: str, key_id: str | None) -> EventSigner:

@@ -35,6 +35,7 @@ from gateway.collector import settle_collector
 from gateway.config import Settings
 from gateway.contract.attestation import GATEWAY_OWNER
 from gateway.contract.codec import default_codec
+from gateway.contract.itmo_message import party_owner
 from gateway.contract.message import EventSigner
 from gateway.contract.models import LabelKind, UnitsIssued
 from gateway.keystore import open_key_storage
@@ -341,6 +342,8 @@ def up(
 
         key_id = ensure_signing_key(settings, "verra")
         ensure_signing_key(settings, GATEWAY_OWNER)  # the gateway attests its verdicts
+        for party in parties:  # each Party signs the ITMO actions its adapter emits
+            ensure_signing_key(settings, party_owner(party))
         say(f"registry key: verra / {key_id} (trust store {settings.resolved_keys_url})")
         signer = choose_signer(settings, "verra", key_id)
 

@@ -52,6 +52,7 @@ from gateway.streaming.produce import produce_all
 from gateway.streaming.topics import Topics, ensure_topics
 from ops.bench_gateway import bare_loop, fresh_schema
 from ops.loadgen import registry_stream
+from ops.loadgen_itmo import party_keys
 from ops.processes import Broker, Processes, broker_env, running_broker, trust_store
 
 PARTITIONS = 4
@@ -254,6 +255,7 @@ async def _replay(bootstrap: str, prefix: str, trust: str) -> float:
             store=store,
             topics=Topics(f"{prefix}.replay"),
             keys=open_key_storage(trust).load(),
+            signer=party_keys(["GHA"])[0]["GHA"],
         )
         adapter.topic = topics.verified
         adapter.group_id = f"{prefix}.replay"

@@ -20,11 +20,10 @@ from adapters.international.emulator import Emulator, Faults, make_emulator_app
 from adapters.international.resilience import Backoff, CircuitBreaker
 from adapters.international.store import open_international_store
 from gateway.contract.itmo import ItmoAction
-from gateway.contract.itmo_message import action_headers, encode_action
 from gateway.logging import configure_logging
 from gateway.streaming.local_broker import LocalBroker, free_port
 from gateway.streaming.topics import Topics, ensure_topics
-from ops.loadgen_itmo import action_stream
+from ops.loadgen_itmo import action_stream, party_keys, signed_actions
 
 FAULTS = Faults(error_rate=0.08, reset_rate=0.04, drop_after_commit_rate=0.08, seed=5)
 
@@ -69,13 +68,12 @@ async def adapter(
     await ensure_topics(
         broker.bootstrap_servers, [topics.itmo_actions, topics.itmo_actions_rejected], 1
     )
+    signers, trust = party_keys(sorted({a.party for a in actions}))
     producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, linger_ms=10)
     await producer.start()
     futures = [
-        await producer.send(
-            topics.itmo_actions, encode_action(a), key=a.party.encode(), headers=action_headers(a)
-        )
-        for a in actions
+        await producer.send(topics.itmo_actions, value, key=key, headers=headers)
+        for key, value, headers in signed_actions(actions, signers)
     ]
     await asyncio.gather(*futures)
     await producer.stop()
@@ -88,6 +86,7 @@ async def adapter(
                     store=store,
                     topics=topics,
                     client=client,
+                    keys=trust,
                     backoff=Backoff(base=0.005, cap=0.1),
                     breaker=CircuitBreaker(threshold=20, cooldown=0.05, max_cooldown=0.5),
                 )

@@ -44,6 +44,7 @@ from gateway.streaming.local_broker import LocalBroker
 from gateway.streaming.produce import produce_all
 from gateway.streaming.topics import Topics, ensure_topics
 from ops.loadgen import mixed_stream
+from ops.loadgen_itmo import party_keys
 
 BATCH = 2000
 
@@ -166,7 +167,10 @@ def attested(
 async def adapter_run(
     bootstrap: str, topics: Topics, store: NationalStore, n: int, trust: KeyRing
 ) -> float:
-    adapter = NationalAdapter(kafka=bootstrap, store=store, topics=topics, keys=trust)
+    signer = party_keys([store.party])[0][store.party]
+    adapter = NationalAdapter(
+        kafka=bootstrap, store=store, topics=topics, keys=trust, signer=signer
+    )
     await adapter.start()
     stop = asyncio.Event()
     serving = asyncio.create_task(adapter.serve(stop))

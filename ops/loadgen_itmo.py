@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from collections.abc import Iterable
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.contract.itmo import ActionType, ItmoAction, action_id
+from gateway.contract.itmo_message import ActionSigner, action_headers, encode_action, party_owner
+from gateway.contract.keys import KeyRecord, KeyRing, make_key_id, public_key_bytes
 from gateway.contract.time import utc_text
 
 BLOCK = 100
@@ -84,3 +89,31 @@ def action_stream(n: int, seed: int = 11) -> list[ItmoAction]:
             out.append(_action(len(out), ActionType.USE_OIMP, "GHA", lo, hi, oimp_purpose="Y"))
             out.append(_action(len(out), ActionType.CANCELLATION, "GHA", 10**9, 10**9 + 5))
     return out[:n]
+
+
+def party_keys(parties: Iterable[str]) -> tuple[dict[str, ActionSigner], KeyRing]:
+    """A signing key per Party (valid from 2016, before any generated action) and the
+    trust store that checks them."""
+    since = dt.datetime(2016, 1, 1, tzinfo=dt.UTC)
+    signers, records = {}, []
+    for party in parties:
+        private = Ed25519PrivateKey.generate()
+        public = public_key_bytes(private)
+        owner = party_owner(party)
+        record = KeyRecord(owner, make_key_id(owner, public, since), public, since)
+        signers[party] = ActionSigner(party, record.key_id, private)
+        records.append(record)
+    return signers, KeyRing(records)
+
+
+def signed_actions(
+    actions: list[ItmoAction], signers: dict[str, ActionSigner]
+) -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
+    """(key, value, headers) of each action as its Party's national adapter emits it."""
+    out = []
+    for a in actions:
+        value = encode_action(a)
+        out.append(
+            (a.party.encode(), value, [*action_headers(a), *signers[a.party].headers(value)])
+        )
+    return out

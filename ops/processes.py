@@ -13,6 +13,7 @@ from pathlib import Path
 from gateway.assembly import ensure_signing_key
 from gateway.config import Settings
 from gateway.contract.attestation import GATEWAY_OWNER
+from gateway.contract.itmo_message import party_owner
 from gateway.contract.keys import KeyRecord
 from gateway.keystore import open_key_storage
 from gateway.streaming.apache_kafka import KafkaCluster
@@ -33,13 +34,17 @@ def running_broker(kind: str, nodes: int = 1) -> Iterator[Broker]:
         yield cluster
 
 
-def trust_store(data: Path, records: Iterable[KeyRecord]) -> None:
-    """A data directory's trust store (``keys/``): these public keys, and a gateway
-    attestation key made here (its private key on disk), as a deployment has."""
+def trust_store(
+    data: Path, records: Iterable[KeyRecord], parties: Iterable[str] = ("GHA", "CHE")
+) -> None:
+    """A data directory's trust store (``keys/``): these public keys, and keys made here
+    (their private keys on disk) for the gateway's attestations and each Party's ITMO
+    actions, as a deployment has."""
     url = str(data / "keys" / "public-keys.json")
     open_key_storage(url).save(list(records))
     settings = Settings(data_dir=data, keys_url=url, private_key_dir=data / "keys" / "private")
-    ensure_signing_key(settings, GATEWAY_OWNER)
+    for owner in (GATEWAY_OWNER, *(party_owner(p) for p in parties)):
+        ensure_signing_key(settings, owner)
 
 
 def broker_env(broker: Broker) -> dict[str, str]:

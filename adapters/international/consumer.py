@@ -11,9 +11,10 @@ consumed offsets; refused actions (4xx) also go to ``crg.article6.itmo-actions.r
 with the registry's answer. A crash before that commit repeats the calls with the same
 idempotency keys, and the registry answers them as before.
 
-It trusts no topic: an action that does not decode, is unfit (``action_problems``: Party
-codes, numbers, the action id its fields give) or is for a Party this adapter does not
-serve (``CRG_INTERNATIONAL_PARTIES``) is refused before any call — counted, logged as
+It trusts no topic: an action not signed by a valid key of its reporting Party
+(``verify_action``), that does not decode, is unfit (``action_problems``: Party codes,
+numbers, the action id its fields give) or is for a Party this adapter does not serve
+(``CRG_INTERNATIONAL_PARTIES``) is refused before any call — counted, logged as
 ``international.refused`` with the reason, never sent.
 """
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+from collections.abc import Callable
 
 import structlog
 
@@ -30,7 +32,8 @@ from adapters.international.resilience import Backoff, BreakerState, CircuitBrea
 from adapters.international.store import InternationalStore
 from gateway.contract.errors import ContractError
 from gateway.contract.itmo import ItmoAction, action_problems
-from gateway.contract.itmo_message import decode_action
+from gateway.contract.itmo_message import verify_action
+from gateway.contract.keys import KeyRing
 from gateway.streaming.access import KafkaAccess
 from gateway.streaming.process import Batch, ConsumerProcess, Incoming, Interrupted
 from gateway.streaming.topics import Topics
@@ -39,7 +42,8 @@ log = structlog.get_logger("crg.international")
 
 
 class InternationalAdapter(ConsumerProcess[ItmoAction | None]):
-    """``parties``: the Parties it acts for (every Party when None)."""
+    """``keys``: the trust store (the Parties' keys), or what returns it; ``parties``: the
+    Parties it acts for (every Party when None)."""
 
     name = "crg-international"
     max_poll_interval_ms = 3_600_000  # an outage of the registry may last long
@@ -51,6 +55,7 @@ class InternationalAdapter(ConsumerProcess[ItmoAction | None]):
         store: InternationalStore,
         topics: Topics,
         client: RegistryClient,
+        keys: KeyRing | Callable[[], KeyRing],
         backoff: Backoff | None = None,
         breaker: CircuitBreaker | None = None,
         seed: int | None = None,
@@ -78,16 +83,18 @@ class InternationalAdapter(ConsumerProcess[ItmoAction | None]):
         self._outcomes: dict[tuple[int, int], tuple[Outcome, int]] = {}
         self.calls = 0  # attempts made, for figures
         self.parties = parties
+        self._keys = keys
         self.refused = 0  # actions refused before any call
 
     def prepare(self, messages: list[Incoming]) -> list[ItmoAction | None]:
         """Each action fit to act on, or None: refused before any call, with its reason."""
         out: list[ItmoAction | None] = []
+        keys = self._keys() if callable(self._keys) else self._keys
         for msg in messages:
             try:
-                action = decode_action(msg.value)
-            except (ContractError, ValueError, KeyError, TypeError) as exc:
-                self._refuse(msg, "undecodable", str(exc))
+                action = verify_action(msg.value, msg.headers, keys)
+            except ContractError as exc:
+                self._refuse(msg, exc.reason.value, str(exc))
                 out.append(None)
                 continue
             problems = action_problems(action)

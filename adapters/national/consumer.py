@@ -26,7 +26,7 @@ from adapters.national.store import NationalStore
 from gateway.contract.attestation import verify_verified
 from gateway.contract.codec import default_codec
 from gateway.contract.errors import ContractError
-from gateway.contract.itmo_message import action_headers, encode_action
+from gateway.contract.itmo_message import ActionSigner, action_headers, encode_action
 from gateway.contract.keys import KeyRing
 from gateway.contract.models import RegistryEvent
 from gateway.streaming.access import KafkaAccess
@@ -45,7 +45,8 @@ class Refused:
 
 
 class NationalAdapter(ConsumerProcess[RegistryEvent | Refused]):
-    """``keys``: the trust store (registry keys and the gateway's), or what returns it."""
+    """``keys``: the trust store (registry keys and the gateway's), or what returns it;
+    ``signer``: the Party's key, which signs every action emitted."""
 
     name = "crg-national"
 
@@ -56,6 +57,7 @@ class NationalAdapter(ConsumerProcess[RegistryEvent | Refused]):
         store: NationalStore,
         topics: Topics,
         keys: KeyRing | Callable[[], KeyRing],
+        signer: ActionSigner,
         numbering: Numbering | None = None,
         idempotence: bool = False,
         max_batch: int = 2000,
@@ -76,6 +78,9 @@ class NationalAdapter(ConsumerProcess[RegistryEvent | Refused]):
         self.party = store.party
         self.numbering = numbering or store.numbering
         self._keys = keys
+        if signer.party != store.party:
+            raise ValueError(f"{store.party}'s actions cannot be signed with {signer.party}'s key")
+        self.signer = signer
         self.refused = 0
 
     def keys(self) -> KeyRing:
@@ -120,13 +125,14 @@ class NationalAdapter(ConsumerProcess[RegistryEvent | Refused]):
             effect = itmo_effect(event, store, self.numbering)
             mine = store.apply(event.registry_id, event.event_id, msg.source, effect)
             for action in mine:
+                value = encode_action(action)
                 store.outbox_add(
                     msg.partition,
                     msg.offset,
                     self.topics.itmo_actions,
                     key,
-                    encode_action(action),
-                    action_headers(action),
+                    value,
+                    [*action_headers(action), *self.signer.headers(value)],
                 )
                 told.info(
                     "national.action",

@@ -12,9 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from gateway.cli.errors import CommandError
+from gateway.cli.national import party_code
 from gateway.config import Settings
 from gateway.contract.attestation import GATEWAY_OWNER
 from gateway.contract.errors import KeyUnknown
+from gateway.contract.itmo_message import party_owner
 from gateway.contract.keys import KeyRecord, make_key_id
 from gateway.keystore import open_key_storage
 from gateway.keystore.private import generate, private_key_path, write_private_key
@@ -65,7 +67,8 @@ def register(sub: Any) -> None:
 
 
 def _owner(parser: argparse.ArgumentParser) -> None:
-    """Whose key: a registry's (signs its events) or the gateway's (attests verdicts)."""
+    """Whose key: a registry's (signs its events), the gateway's (attests verdicts) or a
+    Party's (signs its ITMO actions)."""
     owner = parser.add_mutually_exclusive_group(required=True)
     owner.add_argument("--registry", help="a registry id, e.g. verra")
     owner.add_argument(
@@ -74,6 +77,12 @@ def _owner(parser: argparse.ArgumentParser) -> None:
         action="store_const",
         const=GATEWAY_OWNER,
         help=f"the gateway's attestation key (owner {GATEWAY_OWNER})",
+    )
+    owner.add_argument(
+        "--party",
+        dest="registry",
+        type=lambda code: party_owner(party_code(code)),
+        help="a Party's key, which signs its national adapter's ITMO actions (owner party:GHA)",
     )
 
 

@@ -30,9 +30,10 @@ from adapters.international.resilience import Backoff, CircuitBreaker
 from adapters.international.store import open_international_store
 from gateway.cli.main import main as crg
 from gateway.contract.itmo import ItmoAction, action_id
-from gateway.contract.itmo_message import action_headers, decode_action, encode_action
+from gateway.contract.itmo_message import decode_action
+from gateway.keystore import open_key_storage
 from gateway.streaming.topics import Topics, ensure_topics
-from ops.loadgen_itmo import action_stream
+from ops.loadgen_itmo import action_stream, party_keys, signed_actions
 from tests.support.brokers import Broker
 from tests.support.emulator import serving
 from tests.support.harness import read_to_end
@@ -53,7 +54,16 @@ def expected(actions: list[ItmoAction]) -> tuple[dict[str, Any], set[str]]:
     return registry.state(), refused
 
 
+#: each Party's key, as its national adapter signs the actions it emits, and the trust
+#: store the international adapter checks them with
+SIGNERS, PARTY_KEYS = party_keys(["GHA", "CHE", "NOR"])
+
+
 async def publish(broker: Broker, topics: Topics, actions: list[ItmoAction]) -> None:
+    await send(broker, topics, signed_actions(actions, SIGNERS))
+
+
+async def send(broker: Broker, topics: Topics, messages: list[Any]) -> None:
     # one partition: the registry's checks need the order across Parties too
     await ensure_topics(
         broker.bootstrap_servers, [topics.itmo_actions, topics.itmo_actions_rejected], 1
@@ -64,13 +74,8 @@ async def publish(broker: Broker, topics: Topics, actions: list[ItmoAction]) -> 
     await producer.start()
     try:
         futures = [
-            await producer.send(
-                topics.itmo_actions,
-                encode_action(a),
-                key=a.party.encode(),
-                headers=action_headers(a),
-            )
-            for a in actions
+            await producer.send(topics.itmo_actions, value, key=key, headers=headers)
+            for key, value, headers in messages
         ]
         await asyncio.gather(*futures)
     finally:
@@ -103,6 +108,7 @@ async def test_faults_and_an_outage_in_process(
             store=store,
             topics=topics,
             client=client,
+            keys=PARTY_KEYS,
             backoff=Backoff(base=0.01, cap=0.2),
             breaker=CircuitBreaker(threshold=5, cooldown=0.2, max_cooldown=1.0),
             seed=1,
@@ -158,12 +164,13 @@ async def test_faults_and_an_outage_in_process(
     assert {r["status"] for r in listed} == {422}
 
 
-async def test_actions_unfit_or_for_another_party_are_refused_before_any_call(
+async def test_actions_unsigned_unfit_or_for_another_party_are_refused_before_any_call(
     broker: Broker, registry: tuple[Emulator, str], tmp_path: Path
 ) -> None:
-    """Whoever could write the ITMO-actions topic: a path-injecting Party code, a tampered
-    quantity or action id, a Party this adapter does not serve, bytes that do not decode —
-    none reaches the registry; the fit actions around them are delivered."""
+    """Whoever could write the ITMO-actions topic: an unsigned action, one signed with
+    another Party's key, a path-injecting Party code, a tampered quantity or action id
+    (signed by the Party all the same), a Party this adapter does not serve, bytes that do
+    not decode — none reaches the registry; the fit actions around them are delivered."""
     emulator, url = registry
     topics = Topics(f"intl{uuid.uuid4().hex[:8]}")
     fit = action_stream(6, seed=4)
@@ -182,13 +189,19 @@ async def test_actions_unfit_or_for_another_party_are_refused_before_any_call(
             base.registry_id, base.event_id, base.action_type, "NOR", base.series, base.unit_first
         ),
     )
-    await publish(broker, topics, [*hostile, served_elsewhere, *fit])
-    producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")
-    await producer.start()
-    try:
-        await producer.send_and_wait(topics.itmo_actions, b"\x00\x01 not avro", key=b"GHA")
-    finally:
-        await producer.stop()
+    ghana_signs = {party: SIGNERS["GHA"] for party in ("GHA", "../../v1/state?")}
+    ((unsigned_key, unsigned_value, unsigned_headers),) = signed_actions([base], SIGNERS)
+    unsigned = (unsigned_key, unsigned_value, unsigned_headers[:-2])  # no signature
+    swiss_signed = signed_actions([base], {"GHA": SIGNERS["CHE"]})
+    messages = [
+        *signed_actions(hostile, ghana_signs),
+        *signed_actions([served_elsewhere], SIGNERS),
+        unsigned,
+        *swiss_signed,
+        (b"GHA", b"\x00\x01 not avro", unsigned_headers[-2:]),
+        *signed_actions(fit, SIGNERS),
+    ]
+    await send(broker, topics, messages)
     store = open_international_store(f"sqlite://{tmp_path / 'intl.sqlite'}")
     async with RegistryClient(url, Credentials(token=TOKEN), timeout=2) as client:
         adapter = InternationalAdapter(
@@ -196,16 +209,17 @@ async def test_actions_unfit_or_for_another_party_are_refused_before_any_call(
             store=store,
             topics=topics,
             client=client,
+            keys=PARTY_KEYS,
             parties=frozenset({"GHA", "CHE"}),
         )
         await adapter.start()
         try:
             async with asyncio.timeout(60):
-                while adapter.processed < len(hostile) + 1 + len(fit) + 1:
+                while adapter.processed < len(messages):
                     await adapter.step(timeout_ms=200)
         finally:
             await adapter.stop()
-    assert adapter.refused == len(hostile) + 2
+    assert adapter.refused == len(messages) - len(fit)
     assert emulator.requests == len(fit)  # not one call for the others
     assert {r[0] for r in store.records()} == {a.action_id for a in fit}
 
@@ -228,7 +242,9 @@ def answered(path: Path) -> int:
         return 0
 
 
-def start_adapter(broker: Broker, url: str, store: Path, prefix: str) -> subprocess.Popen[str]:
+def start_adapter(
+    broker: Broker, url: str, store: Path, prefix: str, data: Path
+) -> subprocess.Popen[str]:
     env = {
         **os.environ,
         "CRG_TOPIC_PREFIX": prefix,
@@ -242,6 +258,8 @@ def start_adapter(broker: Broker, url: str, store: Path, prefix: str) -> subproc
             sys.executable,
             "-m",
             "gateway",
+            "--data-dir",
+            str(data),
             "--bootstrap-servers",
             broker.bootstrap_servers,
             "adapter",
@@ -281,11 +299,13 @@ async def test_ten_thousand_actions_with_faults_sigkills_and_an_outage(
     await publish(broker, Topics(prefix), actions[:before_outage])
     emulator.set_faults(FAULTY)
     store = tmp_path / "intl.sqlite"
+    data = tmp_path / "data"  # the adapter's trust store: the Parties' keys
+    open_key_storage(str(data / "keys" / "public-keys.json")).save(list(PARTY_KEYS))
     rng = random.Random(7)
     marks = sorted(rng.sample(range(n // 10, n * 6 // 10), kills))
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 900
-    process = start_adapter(broker, url, store, prefix)
+    process = start_adapter(broker, url, store, prefix, data)
     try:
         for mark in marks:  # SIGKILL at random points, restart at once
             while answered(store) < mark:
@@ -294,7 +314,7 @@ async def test_ten_thousand_actions_with_faults_sigkills_and_an_outage(
                 await asyncio.sleep(0.05)
             process.send_signal(signal.SIGKILL)
             process.wait()
-            process = start_adapter(broker, url, store, prefix)
+            process = start_adapter(broker, url, store, prefix, data)
         # an outage: memory stays flat, calls stay rare, and it catches up by itself
         while answered(store) < before_outage:
             assert loop.time() < deadline, f"stuck at {answered(store)} of {n}"

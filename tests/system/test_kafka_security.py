@@ -35,6 +35,7 @@ from gateway.streaming.access import KafkaAccess, KafkaAccessRefused
 from gateway.streaming.process import ConsumerProcess
 from gateway.streaming.topics import Topics, ensure_topics, list_topics, topic_partitions
 from ops.kafka_security import ADMIN, SecuredKafka, secured_kafka
+from ops.loadgen_itmo import party_keys
 from tests.conftest import RegistryKey
 from tests.support.emulator import serving
 from tests.support.harness import gateway_identity
@@ -81,6 +82,7 @@ async def test_each_role_does_its_part_over_sasl_ssl(secured: SecuredKafka, tmp_
     key = RegistryKey("verra")
     stream = signed_stream(key)
     attester, gateway_key = gateway_identity()
+    signers, parties = party_keys(["GHA"])
 
     producer = make_producer(secured.access("registry"), idempotence=True)
     await producer.start()
@@ -110,6 +112,7 @@ async def test_each_role_does_its_part_over_sasl_ssl(secured: SecuredKafka, tmp_
         store=ghana,
         topics=TOPICS,
         keys=KeyRing([key.record, gateway_key]),
+        signer=signers["GHA"],
         idempotence=True,
     )
     await run_until(national, lambda: national.processed >= len(stream))
@@ -126,6 +129,7 @@ async def test_each_role_does_its_part_over_sasl_ssl(secured: SecuredKafka, tmp_
             store=store,
             topics=TOPICS,
             client=client,
+            keys=parties,
             idempotence=True,
         )
         await run_until(international, lambda: international.processed >= len(actions))
@@ -257,6 +261,7 @@ async def test_a_long_running_process_ends_on_a_refusal_and_waits_for_an_absent_
         store=open_national_store(f"sqlite://{tmp_path / 'GHA.sqlite'}", "GHA"),
         topics=TOPICS,
         keys=KeyRing([]),
+        signer=party_keys(["GHA"])[0]["GHA"],
     )
     with pytest.raises(KafkaAccessRefused, match="refused the credentials of national-gha"):
         await asyncio.wait_for(wrong.run(asyncio.Event()), 30)
@@ -266,6 +271,7 @@ async def test_a_long_running_process_ends_on_a_refusal_and_waits_for_an_absent_
         store=open_national_store(f"sqlite://{tmp_path / 'GHA2.sqlite'}", "GHA"),
         topics=TOPICS,
         keys=KeyRing([]),
+        signer=party_keys(["GHA"])[0]["GHA"],
     )
     stop = asyncio.Event()
     running = asyncio.create_task(unreachable.run(stop))

@@ -22,6 +22,7 @@ from gateway.contract.keys import KeyRing
 from gateway.contract.message import EventSigner
 from gateway.contract.models import RegistryEvent
 from gateway.service.ledger.backends import open_ledger
+from ops.loadgen_itmo import party_keys
 from ops.processes import trust_store
 from tests.conftest import RegistryKey
 from tests.support.brokers import Broker
@@ -62,6 +63,7 @@ async def run_adapter(harness: Harness, store: NationalStore, expected: int) -> 
         store=store,
         topics=harness.topics,
         keys=harness.trust,
+        signer=party_keys([store.party])[0][store.party],
     )
     await adapter.start()
     try:

@@ -20,6 +20,7 @@ from adapters.national.http import make_national_app
 from adapters.national.store import NationalStore, open_national_store
 from gateway.cli.main import main as crg
 from gateway.streaming.local_broker import free_port
+from ops.processes import trust_store
 from tests.support.brokers import Broker
 from tests.support.national import STORY, apply_all, events
 from tests.support.openapi import documented, served
@@ -137,6 +138,7 @@ def test_the_adapter_command_serves_and_stops_cleanly(tmp_path: Path, broker: Br
     """``crg adapter national`` as operators run it: answers /readyz, then SIGTERM ends
     it with status 0."""
     port = free_port()
+    trust_store(tmp_path, [], parties=["GHA"])  # the Party's key, which signs its actions
     env = {**os.environ, "CRG_TOPIC_PREFIX": f"nat{os.getpid()}", "CRG_LOG_FORMAT": "json"}
     process = subprocess.Popen(
         [sys.executable, "-m", "gateway", "--data-dir", str(tmp_path), "--bootstrap-servers",

@@ -12,8 +12,11 @@ from hypothesis import strategies as st
 
 from adapters.national.memory import MemoryUnits
 from adapters.national.rules import Numbering, itmo_effect
+from gateway.contract.errors import ContractError
 from gateway.contract.itmo import ItmoAction, action_problems
-from ops.loadgen_itmo import action_stream
+from gateway.contract.itmo_message import verify_action
+from gateway.contract.reasons import Reason
+from ops.loadgen_itmo import action_stream, party_keys, signed_actions
 from tests.support.national import NDC_FLOW, REVOKED, STORY, events
 
 BASE = action_stream(1, seed=1)[0]
@@ -59,3 +62,22 @@ def test_only_three_capital_letters_are_a_party_code(party: str) -> None:
     problems = action_problems(dataclasses.replace(BASE, party=party))
     is_code = len(party) == 3 and all("A" <= c <= "Z" for c in party)
     assert any("not a Party code" in p for p in problems) == (not is_code)
+
+
+def test_only_the_reporting_party_s_key_signs_its_actions() -> None:
+    signers, ring = party_keys(["GHA", "CHE"])
+    ((_, value, headers),) = signed_actions([BASE], signers)  # a Ghana action
+    assert verify_action(value, headers, ring) == BASE
+
+    def reason(value: bytes, headers: list[tuple[str, bytes]]) -> Reason:
+        with pytest.raises(ContractError) as refused:
+            verify_action(value, headers, ring)
+        return refused.value.reason
+
+    assert reason(value, headers[:-2]) == Reason.SIGNATURE_MISSING
+    flipped = value[:-1] + bytes([value[-1] ^ 1])  # one bit of the bytes changed
+    assert reason(flipped, headers) == Reason.SIGNATURE_INVALID
+    ((_, _, swiss),) = signed_actions([BASE], {"GHA": signers["CHE"]})
+    assert reason(value, swiss) in (Reason.SIGNATURE_INVALID, Reason.KEY_WRONG_REGISTRY)
+    (swiss_signed,) = signed_actions([BASE], {"GHA": signers["CHE"]})
+    assert reason(swiss_signed[1], swiss_signed[2]) == Reason.KEY_WRONG_REGISTRY
