@@ -35,7 +35,7 @@ import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
@@ -87,7 +87,6 @@ class Batch(Generic[P]):
     next_offsets: dict[TopicPartition, int]
     generation: int  # the assignment it was fetched under
     started: float
-    rewinds: int = 0  # partitions rewound from this count on were rewound after its fetch
 
     def items(self) -> Iterator[tuple[Incoming, P]]:
         return zip(self.incoming, self.prepared, strict=True)
@@ -153,8 +152,6 @@ class ConsumerProcess(Generic[P]):
         #: set by :meth:`act`: per partition, the first offset of the batch it leaves for
         #: a later batch (with everything after it on that partition)
         self.deferred: dict[int, int] = {}
-        self._rewinds = 0  # rewinds so far
-        self._rewound: dict[int, int] = {}  # partition → the count when it was last rewound
         self.stopping = asyncio.Event()  # set when the process is asked to stop
 
     # -- what subclasses provide -------------------------------------------------------------
@@ -240,7 +237,6 @@ class ConsumerProcess(Generic[P]):
     async def fetch(self, timeout_ms: int = 500) -> Batch[P] | None:
         """Fetch a batch and prepare it."""
         assert self.consumer is not None
-        rewinds = self._rewinds  # before the fetch: a rewind during it outdates what it gets
         fetched = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.max_batch)
         if not fetched:
             return None
@@ -264,7 +260,6 @@ class ConsumerProcess(Generic[P]):
             {tp: messages[-1].offset + 1 for tp, messages in fetched.items()},
             generation,
             started,
-            rewinds,
         )
 
     def _commit(
@@ -294,10 +289,6 @@ class ConsumerProcess(Generic[P]):
         assert self.consumer is not None
         if batch.generation != self._generation:
             return 0  # fetched under an assignment that has changed
-        batch = self._without_rewound(batch)
-        if not batch.incoming:
-            return 0
-        self.deferred = {}
         try:
             # outside the lock: a rebalance need not wait for remote calls, which are
             # idempotent, so a partition's next owner may safely make them again
@@ -314,45 +305,33 @@ class ConsumerProcess(Generic[P]):
             counts, outbox = self._commit(batch, forget)
             futures = await self._send(outbox)
             self._in_flight.append(asyncio.create_task(_through_when_acked(outbox, futures)))
-            deferred, self.deferred = self.deferred, {}
-            self._rewind(deferred)
+            if self.deferred:
+                await self._rewind()
         handled: int = len(batch.incoming) - counts.get("skipped", 0) - counts.get("deferred", 0)
         self.processed += handled
         self.batch_done(batch, counts)
         if counts.get("skipped"):
             log.info(f"{self.name}.skipped_handled", count=counts["skipped"])
-        self._commit_group_offsets(
-            {tp: min(o, deferred.get(tp.partition, o)) for tp, o in batch.next_offsets.items()}
-        )
+        self._commit_group_offsets(batch.next_offsets)
         return handled
 
     def _deferred_from(self, partition: int) -> int | float:
         return self.deferred.get(partition, math.inf)
 
-    def _rewind(self, deferred: dict[int, int]) -> None:
-        """Read each partition a batch left messages of again from the first one left;
-        what was fetched of it meanwhile is dropped (:meth:`_without_rewound`)."""
+    async def _rewind(self) -> None:
+        """After a batch left messages for later: drop what was fetched ahead and resume
+        every partition where the store says, so the deferred messages come again."""
         assert self.consumer is not None
-        for partition, offset in deferred.items():
-            self.consumer.seek(TopicPartition(self.topic, partition), offset)
-            self._rewound[partition] = self._rewinds
-        if deferred:
-            self._rewinds += 1
-
-    def _without_rewound(self, batch: Batch[P]) -> Batch[P]:
-        """``batch`` without the messages of partitions rewound since it was fetched."""
-        stale = {p for p, at in self._rewound.items() if at >= batch.rewinds}
-        if not stale:
-            return batch
-        kept = [(m, p) for m, p in batch.items() if m.partition not in stale]
-        return replace(
-            batch,
-            incoming=[m for m, _ in kept],
-            prepared=[p for _, p in kept],
-            next_offsets={
-                tp: o for tp, o in batch.next_offsets.items() if tp.partition not in stale
-            },
-        )
+        self._generation += 1
+        self.deferred = {}
+        stored = self.store.offsets(self.topic)
+        for tp in self.consumer.assignment():
+            if tp.topic != self.topic:
+                continue
+            if tp.partition in stored:
+                self.consumer.seek(tp, stored[tp.partition])
+            else:  # nothing of it committed yet
+                await self.consumer.seek_to_beginning(tp)
 
     def _commit_group_offsets(self, next_offsets: dict[TopicPartition, int]) -> None:
         """Kafka's group offsets only inform lag tooling (the store is authoritative):
