@@ -36,6 +36,7 @@ from gateway.config import Settings
 from gateway.contract.attestation import GATEWAY_OWNER
 from gateway.contract.codec import default_codec
 from gateway.contract.itmo_message import party_owner
+from gateway.contract.message import EventSigner
 from gateway.contract.models import LabelKind, UnitsIssued
 from gateway.keystore import open_key_storage
 from gateway.publishing.journal import PublishJournal
@@ -365,7 +366,7 @@ def up(
             # each event its old sequence, so the bytes are identical.
             forget_positions(settings, parties)
         report = asyncio.run(
-            publish_items(settings, signer, "verra", [*items, *story], resend=not persistent)
+            publish_items(settings, signer, "verra", [*items, *story[:3]], resend=not persistent)
         )
         for line in report.lines():
             say(line)
@@ -409,7 +410,18 @@ def up(
                 say(f"  label {lbl.kind}: {lbl.text}")
 
         settle_collector()  # from here on it runs like the long-lived services
-        outcome = asyncio.run(_follow(settings, parties, report.total_sent, once=once, say=say))
+        outcome = asyncio.run(
+            _follow(
+                settings,
+                parties,
+                story[3:],
+                report.total_sent,
+                signer,
+                once=once,
+                resend=not persistent,
+                say=say,
+            )
+        )
         ok = tally.total == on_topic and not tally.rejected and not report.failed and outcome
         say(
             "\nresult: "
@@ -426,15 +438,16 @@ def up(
 async def _follow(
     settings: Settings,
     parties: list[str],
+    later: list[Draft],
     published: int,
+    signer: EventSigner,
     *,
     once: bool,
+    resend: bool,
     say: Callable[[str], None],
 ) -> bool:
-    """Run the system until everything published went all the way. The story goes in
-    one step: Switzerland's use reaches the international registry only after Ghana's
-    transfer it follows, whichever adapter emits first (causal order, the international
-    adapter)."""
+    """Run the system until everything published went all the way; then publish the
+    rest of the story (a use after the transfer it needs) and follow it too."""
 
     system = System(settings, parties)
     since = baseline(settings, parties)
@@ -444,6 +457,11 @@ async def _follow(
         for line in system.urls():
             say(f"  {line}")
         progress = await wait_until_through(settings, parties, published, since, check=system.check)
+        report = await publish_items(settings, signer, "verra", later, resend=resend)
+        say(f"\nstory, later steps (the use after the transfer): sent {report.total_sent}")
+        progress = await wait_until_through(
+            settings, parties, published + report.total_sent, since, check=system.check
+        )
         say("\nthrough: " + ", ".join(f"{k} {v}" for k, v in progress.items()))
         for line in summary(system):
             say(line)

@@ -2,9 +2,8 @@
 calls to the international registry, exactly once in effect.
 
 A :class:`~gateway.streaming.process.ConsumerProcess`. For each batch, before its
-transaction, every action without a recorded answer is delivered — one lane per Party,
-so each Party's actions go in order, and an acquisition only after the transfer it
-follows (causal order across Parties, :meth:`act`) — retrying timeouts, resets, 429 and 5xx
+transaction, every action without a recorded answer is delivered — one lane per
+partition, so each Party's actions go in order — retrying timeouts, resets, 429 and 5xx
 with jittered exponential back-off behind a circuit breaker that pauses the lane while
 the registry is down (no busy loop; the one batch fetched ahead is all that waits in
 memory). Then one transaction records each final answer against its action id with the
@@ -24,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import time
 from collections.abc import Callable
 
 import structlog
@@ -33,7 +31,7 @@ from adapters.international.client import Outcome, RegistryClient, Retryable
 from adapters.international.resilience import Backoff, BreakerState, CircuitBreaker
 from adapters.international.store import InternationalStore
 from gateway.contract.errors import ContractError
-from gateway.contract.itmo import ItmoAction, action_problems, counterparts
+from gateway.contract.itmo import ItmoAction, action_problems
 from gateway.contract.itmo_message import verify_action
 from gateway.contract.keys import KeyRing
 from gateway.streaming.access import KafkaAccess
@@ -66,7 +64,6 @@ class InternationalAdapter(ConsumerProcess[ItmoAction | None]):
         group_id: str | None = None,
         outputs: Topics | None = None,
         parties: frozenset[str] | None = None,
-        hold_seconds: float = 300.0,
     ) -> None:
         super().__init__(
             kafka=kafka,
@@ -87,9 +84,6 @@ class InternationalAdapter(ConsumerProcess[ItmoAction | None]):
         self.calls = 0  # attempts made, for figures
         self.parties = parties
         self._keys = keys
-        #: how long an action may wait for the action of another Party it follows
-        self.hold_seconds = hold_seconds
-        self._held_since: dict[str, float] = {}
         self.refused = 0  # actions refused before any call
 
     def prepare(self, messages: list[Incoming]) -> list[ItmoAction | None]:
@@ -119,81 +113,20 @@ class InternationalAdapter(ConsumerProcess[ItmoAction | None]):
         log.error("international.refused", source=msg.source, reason=reason, detail=detail[:300])
 
     async def act(self, batch: Batch[ItmoAction | None]) -> None:
-        """Deliver the batch's new actions, one lane per Party (its actions in order), in
-        causal order across Parties: an acquisition waits until the transfer it follows
-        is answered — delivered by another lane of this batch, or answered before. When
-        that transfer is in no batch yet, the acquisition's lane stops there and its
-        partition is left from there on for a later batch (:attr:`deferred`; what other
-        lanes delivered beyond that point is asked again then, with the same idempotency
-        key and the same answer), for at most ``hold_seconds``; then it is delivered all
-        the same (and said so)."""
         self._outcomes = {}
-        actions = [a for a in batch.prepared if a is not None]
-        answered: set[str] = self.international.known(
-            [a.action_id for a in actions] + [c for a in actions for c in counterparts(a)]
-        )
-        lanes: dict[str, list[tuple[Incoming, ItmoAction]]] = {}
-        queued: set[str] = set()
+        ids = [a.action_id for a in batch.prepared if a is not None]
+        done: set[str] = self.international.known(ids)
+        lanes: dict[int, list[tuple[Incoming, ItmoAction]]] = {}
         for msg, action in batch.items():
-            if (
-                action is not None
-                and action.action_id not in answered
-                and (action.action_id not in queued)
-            ):
-                queued.add(action.action_id)  # a repeat later in the batch is not sent again
-                lanes.setdefault(action.party, []).append((msg, action))
-        loop = asyncio.get_running_loop()
-        # each action of this batch: True once answered, False if left for a later batch
-        settled = {a.action_id: loop.create_future() for items in lanes.values() for _, a in items}
-        delivered = 0
-
-        async def follows(action: ItmoAction) -> bool:
-            """Whether the action it follows is answered (waiting for this batch's lanes)."""
-            needed = counterparts(action)
-            if not needed or answered.intersection(needed):
-                return True
-            here = [settled[c] for c in needed if c in settled]
-            for future in here:
-                if await asyncio.shield(future):
-                    return True
-            return self._held_too_long(action)
+            if action is not None and action.action_id not in done:
+                done.add(action.action_id)  # a repeat later in the batch is not sent again
+                lanes.setdefault(msg.partition, []).append((msg, action))
 
         async def lane(items: list[tuple[Incoming, ItmoAction]]) -> None:
-            nonlocal delivered
-            for i, (msg, action) in enumerate(items):
-                if not await follows(action):
-                    first = self.deferred.get(msg.partition, msg.offset)
-                    self.deferred[msg.partition] = min(first, msg.offset)
-                    for _, later in items[i:]:
-                        settled[later.action_id].set_result(False)
-                    return
-                self._held_since.pop(action.action_id, None)
+            for msg, action in items:
                 self._outcomes[(msg.partition, msg.offset)] = await self.deliver(action)
-                settled[action.action_id].set_result(True)
-                delivered += 1
 
-        try:
-            await asyncio.gather(*(lane(items) for items in lanes.values()))
-        finally:
-            for future in settled.values():
-                if not future.done():
-                    future.set_result(False)
-        if self.deferred and not delivered:
-            await self._pause(0.2)  # nothing could go: do not spin on the same messages
-
-    def _held_too_long(self, action: ItmoAction) -> bool:
-        """Hold an action whose cause is not answered; after ``hold_seconds``, let it go."""
-        since = self._held_since.setdefault(action.action_id, time.monotonic())
-        if time.monotonic() - since < self.hold_seconds:
-            return False
-        log.warning(
-            "international.hold_expired",
-            action_id=action.action_id,
-            party=action.party,
-            waited_for=counterparts(action),
-            seconds=self.hold_seconds,
-        )
-        return True
+        await asyncio.gather(*(lane(items) for items in lanes.values()))
 
     async def deliver(self, action: ItmoAction) -> tuple[Outcome, int]:
         """Call until the registry gives a final answer; never give up on an action."""

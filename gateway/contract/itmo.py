@@ -190,31 +190,3 @@ def action_problems(action: ItmoAction) -> list[str]:
     if action.action_id != expected:
         problems.append("the action id is not the one its fields give")
     return problems
-
-
-def counterparts(action: ItmoAction) -> list[str]:
-    """The ids of the actions of *another* Party that ``action`` follows from: an
-    acquisition follows the transferring Party's transfer (or the host Party's first
-    transfer) of the same units by the same event. Either one answered is enough. Every
-    later action of the acquiring Party on those units comes after its acquisition in its
-    own order, so this is the one dependency across Parties."""
-    if action.action_type != ActionType.ACQUISITION or action.transferring_party is None:
-        return []
-    return [
-        action_id(
-            action.registry_id,
-            action.event_id,
-            ActionType.TRANSFER,
-            action.transferring_party,
-            action.series,
-            action.unit_first,
-        ),
-        action_id(
-            action.registry_id,
-            action.event_id,
-            ActionType.FIRST_TRANSFER,
-            action.first_transferring_party,
-            action.series,
-            action.unit_first,
-        ),
-    ]

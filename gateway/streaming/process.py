@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import math
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -149,9 +148,6 @@ class ConsumerProcess(Generic[P]):
         self._acked: dict[int, int] = {}  # acknowledged through offset, per partition
         self._handling = asyncio.Lock()  # held while a batch is handled and handed over
         self._generation = 0  # bumped when partitions move
-        #: set by :meth:`act`: per partition, the first offset of the batch it leaves for
-        #: a later batch (with everything after it on that partition)
-        self.deferred: dict[int, int] = {}
         self.stopping = asyncio.Event()  # set when the process is asked to stop
 
     # -- what subclasses provide -------------------------------------------------------------
@@ -162,9 +158,7 @@ class ConsumerProcess(Generic[P]):
     async def act(self, batch: Batch[P]) -> None:
         """Async work on a prepared batch before its transaction (e.g. calls to a remote
         service, whose outcomes :meth:`handle` then records). Raise :class:`Interrupted`
-        to drop the batch uncommitted: it is fetched again after a restart. Set
-        :attr:`deferred` to leave part of a partition for a later batch: it is neither
-        handled nor committed, and is fetched again."""
+        to drop the batch uncommitted: it is fetched again after a restart."""
 
     def handle(self, items: list[tuple[Incoming, P]]) -> dict[str, int]:
         """Apply a batch inside the store's open transaction; queue outgoing messages in
@@ -270,13 +264,9 @@ class ConsumerProcess(Generic[P]):
             self.store.outbox_done(forget)
             stored = self.store.offsets(self.topic)
             fresh = [(m, p) for m, p in batch.items() if m.offset >= stored.get(m.partition, 0)]
-            later = len(fresh)
-            fresh = [(m, p) for m, p in fresh if m.offset < self._deferred_from(m.partition)]
             counts = self.handle(fresh) if fresh else {}
-            if later > len(fresh):
-                counts["deferred"] = later - len(fresh)
-            if later < len(batch.incoming):  # a rebalance moved a fetch position back
-                counts["skipped"] = len(batch.incoming) - later
+            if len(fresh) < len(batch.incoming):  # a rebalance moved a fetch position back
+                counts["skipped"] = len(batch.incoming) - len(fresh)
             next_offsets: dict[int, int] = {}
             for m, _ in fresh:
                 next_offsets[m.partition] = m.offset + 1
@@ -305,33 +295,13 @@ class ConsumerProcess(Generic[P]):
             counts, outbox = self._commit(batch, forget)
             futures = await self._send(outbox)
             self._in_flight.append(asyncio.create_task(_through_when_acked(outbox, futures)))
-            if self.deferred:
-                await self._rewind()
-        handled: int = len(batch.incoming) - counts.get("skipped", 0) - counts.get("deferred", 0)
+        handled: int = len(batch.incoming) - counts.get("skipped", 0)
         self.processed += handled
         self.batch_done(batch, counts)
         if counts.get("skipped"):
             log.info(f"{self.name}.skipped_handled", count=counts["skipped"])
         self._commit_group_offsets(batch.next_offsets)
         return handled
-
-    def _deferred_from(self, partition: int) -> int | float:
-        return self.deferred.get(partition, math.inf)
-
-    async def _rewind(self) -> None:
-        """After a batch left messages for later: drop what was fetched ahead and resume
-        every partition where the store says, so the deferred messages come again."""
-        assert self.consumer is not None
-        self._generation += 1
-        self.deferred = {}
-        stored = self.store.offsets(self.topic)
-        for tp in self.consumer.assignment():
-            if tp.topic != self.topic:
-                continue
-            if tp.partition in stored:
-                self.consumer.seek(tp, stored[tp.partition])
-            else:  # nothing of it committed yet
-                await self.consumer.seek_to_beginning(tp)
 
     def _commit_group_offsets(self, next_offsets: dict[TopicPartition, int]) -> None:
         """Kafka's group offsets only inform lag tooling (the store is authoritative):

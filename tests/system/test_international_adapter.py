@@ -29,7 +29,7 @@ from adapters.international.emulator.holdings import Refused, Registry
 from adapters.international.resilience import Backoff, CircuitBreaker
 from adapters.international.store import open_international_store
 from gateway.cli.main import main as crg
-from gateway.contract.itmo import ItmoAction, action_id, counterparts
+from gateway.contract.itmo import ItmoAction, action_id
 from gateway.contract.itmo_message import decode_action
 from gateway.keystore import open_key_storage
 from gateway.streaming.topics import Topics, ensure_topics
@@ -222,64 +222,6 @@ async def test_actions_unsigned_unfit_or_for_another_party_are_refused_before_an
     assert adapter.refused == len(messages) - len(fit)
     assert emulator.requests == len(fit)  # not one call for the others
     assert {r[0] for r in store.records()} == {a.action_id for a in fit}
-
-
-@pytest.mark.parametrize("shared", [False, True], ids=["own-partitions", "one-partition"])
-async def test_causal_order_across_parties_when_the_acquirer_runs_ahead(
-    broker: Broker, registry: tuple[Emulator, str], tmp_path: Path, shared: bool
-) -> None:
-    """Switzerland's adapter emits its acquisitions and uses before Ghana's adapter has
-    emitted the transfers they follow (each Party's adapter runs on its own, e.g. a
-    replay at full speed). Each Party's actions on a partition of their own, or both on
-    one; Switzerland's published first, Ghana's only once the adapter is waiting: the
-    registry ends in the state of every action applied in causal order, with no refusal
-    that order lacks."""
-    emulator, url = registry
-    topics = Topics(f"intl{uuid.uuid4().hex[:8]}")
-    actions = action_stream(400, seed=8)
-    want, refused = expected(actions)
-    swiss = [a for a in actions if a.party == "CHE"]
-    assert any(counterparts(a) for a in swiss)
-    await ensure_topics(
-        broker.bootstrap_servers, [topics.itmo_actions, topics.itmo_actions_rejected], 2
-    )
-    by_party = {"CHE": 0, "GHA": 0 if shared else 1}
-
-    async def publish_party(party: str) -> None:
-        mine = [a for a in actions if a.party == party]
-        producer = AIOKafkaProducer(bootstrap_servers=broker.bootstrap_servers, acks="all")
-        await producer.start()
-        try:
-            for key, value, headers in signed_actions(mine, SIGNERS):
-                await producer.send_and_wait(
-                    topics.itmo_actions, value, key=key, headers=headers,
-                    partition=by_party[party],
-                )  # fmt: skip
-        finally:
-            await producer.stop()
-
-    await publish_party("CHE")
-    store = open_international_store(f"sqlite://{tmp_path / 'intl.sqlite'}")
-    async with RegistryClient(url, Credentials(token=TOKEN), timeout=2) as client:
-        adapter = InternationalAdapter(
-            kafka=broker.bootstrap_servers, store=store, topics=topics, client=client,
-            keys=PARTY_KEYS,
-        )  # fmt: skip
-        await adapter.start()
-        try:
-            async with asyncio.timeout(120):
-                for _ in range(10):  # Switzerland's first actions wait for Ghana's
-                    await adapter.step(timeout_ms=200)
-                assert emulator.requests == 0
-                await publish_party("GHA")
-                while adapter.processed < len(actions):
-                    await adapter.step(timeout_ms=200)
-                await adapter.settle_acks()
-        finally:
-            await adapter.stop()
-    state = await await_state(emulator)
-    assert state == {**want, "applied": len(actions) - len(refused), "applied_twice": []}
-    assert store.counts() == {"recorded": len(actions) - len(refused), "rejected": len(refused)}
 
 
 async def await_state(emulator: Emulator) -> dict[str, Any]:
