@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from pydantic import SecretStr
 
+from gateway.config import Settings
 from gateway.streaming.access import KafkaAccess
 from gateway.streaming.acls import Grant, Role, grants
 from gateway.streaming.apache_kafka import BrokerSecurity, KafkaCluster
@@ -142,16 +143,17 @@ class SecuredKafka:
         )
 
     def env(self, user: str) -> dict[str, str]:
-        """The ``CRG_…`` settings of a process acting as ``user``."""
-        return {
-            "CRG_BOOTSTRAP_SERVERS": self.cluster.bootstrap_servers,
-            "CRG_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
-            "CRG_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
-            "CRG_KAFKA_SASL_USERNAME": user,
-            "CRG_KAFKA_SASL_PASSWORD": self.passwords[user],
-            "CRG_KAFKA_SSL_CA_FILE": str(self.ca_file),
-            "CRG_KAFKA_IDEMPOTENCE": "true",
-        }
+        """The ``CRG_…`` settings of a process acting as ``user`` (``Settings.kafka_env``)."""
+        access = self.access(user)
+        return Settings(
+            bootstrap_servers=access.bootstrap_servers,
+            kafka_security_protocol=access.security_protocol,
+            kafka_sasl_mechanism=access.sasl_mechanism,
+            kafka_sasl_username=access.username,
+            kafka_sasl_password=access.password,
+            kafka_ssl_ca_file=access.ca_file,
+            kafka_idempotence=True,
+        ).kafka_env()
 
 
 def apply_grants(admin: KafkaAccess, wanted: list[Grant]) -> None:
