@@ -36,7 +36,7 @@ from gateway.config import Settings
 from gateway.contract.attestation import GATEWAY_OWNER, Attester
 from gateway.contract.codec import SingleObjectCodec
 from gateway.contract.errors import KeyUnknown
-from gateway.contract.itmo_message import ActionSigner, party_owner
+from gateway.contract.itmo_message import PartySigner, party_owner
 from gateway.contract.keys import KeyRing
 from gateway.contract.message import EventSigner
 from gateway.contract.schemas import registry_event_versions
@@ -419,12 +419,12 @@ def _private_key_of(settings: Settings, owner: str, how: str) -> tuple[str, Ed25
     return key_id, load_private_key(private_key_path(settings.resolved_private_key_dir, key_id))
 
 
-def party_signer(settings: Settings, party: str) -> ActionSigner:
+def party_signer(settings: Settings, party: str) -> PartySigner:
     """The Party's key that signs the ITMO actions its national adapter emits."""
     key_id, private = _private_key_of(
         settings, party_owner(party), f"crg keys generate --party {party} --register"
     )
-    return ActionSigner(party, key_id, private)
+    return PartySigner(party, key_id, private)
 
 
 def gateway_attester(settings: Settings) -> Attester:

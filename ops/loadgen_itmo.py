@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.contract.itmo import ActionType, ItmoAction, action_id
-from gateway.contract.itmo_message import ActionSigner, action_headers, encode_action, party_owner
+from gateway.contract.itmo_message import PartySigner, action_headers, encode_action, party_owner
 from gateway.contract.keys import KeyRecord, KeyRing, make_key_id, public_key_bytes
 from gateway.contract.time import utc_text
 
@@ -91,7 +91,7 @@ def action_stream(n: int, seed: int = 11) -> list[ItmoAction]:
     return out[:n]
 
 
-def party_keys(parties: Iterable[str]) -> tuple[dict[str, ActionSigner], KeyRing]:
+def party_keys(parties: Iterable[str]) -> tuple[dict[str, PartySigner], KeyRing]:
     """A signing key per Party (valid from 2016, before any generated action) and the
     trust store that checks them."""
     since = dt.datetime(2016, 1, 1, tzinfo=dt.UTC)
@@ -101,13 +101,13 @@ def party_keys(parties: Iterable[str]) -> tuple[dict[str, ActionSigner], KeyRing
         public = public_key_bytes(private)
         owner = party_owner(party)
         record = KeyRecord(owner, make_key_id(owner, public, since), public, since)
-        signers[party] = ActionSigner(party, record.key_id, private)
+        signers[party] = PartySigner(party, record.key_id, private)
         records.append(record)
     return signers, KeyRing(records)
 
 
 def signed_actions(
-    actions: list[ItmoAction], signers: dict[str, ActionSigner]
+    actions: list[ItmoAction], signers: dict[str, PartySigner]
 ) -> list[tuple[bytes, bytes, list[tuple[str, bytes]]]]:
     """(key, value, headers) of each action as its Party's national adapter emits it."""
     out = []

@@ -26,7 +26,7 @@ from adapters.national.store import NationalStore
 from gateway.contract.attestation import verify_verified
 from gateway.contract.codec import default_codec
 from gateway.contract.errors import ContractError
-from gateway.contract.itmo_message import ActionSigner, action_headers, encode_action
+from gateway.contract.itmo_message import PartySigner, action_headers, encode_action
 from gateway.contract.keys import KeyRing
 from gateway.contract.models import RegistryEvent
 from gateway.streaming.access import KafkaAccess
@@ -57,7 +57,7 @@ class NationalAdapter(ConsumerProcess[RegistryEvent | Refused]):
         store: NationalStore,
         topics: Topics,
         keys: KeyRing | Callable[[], KeyRing],
-        signer: ActionSigner,
+        signer: PartySigner,
         numbering: Numbering | None = None,
         idempotence: bool = False,
         max_batch: int = 2000,

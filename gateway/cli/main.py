@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from gateway.assembly import SetupError
 from gateway.cli import (
+    authorize,
     broker,
     international,
     keys,
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         publish,
         rejected,
         verify,
+        authorize,
     ):
         module.register(sub)
     if tooling is not None:

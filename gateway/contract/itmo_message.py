@@ -63,8 +63,9 @@ def action_headers(action: ItmoAction) -> list[tuple[str, bytes]]:
     ]
 
 
-class ActionSigner:
-    """Signs the ITMO actions a Party's national adapter emits, with one key of that Party."""
+class PartySigner:
+    """Signs what a Party publishes with one key of that Party: the ITMO actions its
+    national adapter emits, and its authorizations (each kind in its own domain)."""
 
     def __init__(self, party: str, key_id: str, private_key: Ed25519PrivateKey) -> None:
         self.party = party
@@ -72,10 +73,10 @@ class ActionSigner:
         self._private_key = private_key
 
     def __repr__(self) -> str:  # never show key material
-        return f"ActionSigner(party={self.party!r}, key_id={self.key_id!r})"
+        return f"PartySigner(party={self.party!r}, key_id={self.key_id!r})"
 
-    def headers(self, value: bytes) -> list[tuple[str, bytes]]:
-        signature = sign(self._private_key, value, ACTION_DOMAIN)
+    def headers(self, value: bytes, domain: bytes = ACTION_DOMAIN) -> list[tuple[str, bytes]]:
+        signature = sign(self._private_key, value, domain)
         return [
             (HEADER_KEY_ID, self.key_id.encode()),
             (HEADER_SIGNATURE, encode_signature(signature)),

@@ -4,8 +4,11 @@
 - the **gateway** reads the raw topic (in its group) and writes the verified, rejected and
   alerts topics: nobody else writes the verified topic. It writes the raw topic too, for
   the registries that publish over its HTTP ingest (each event signed all the same);
-- a Party's **national** adapter reads the verified topic (in its Party's group) and writes
-  ITMO actions, and alerts (a verified-topic message it refused);
+- a Party's **national** adapter reads the verified topic (in its Party's group) and the
+  host Parties' authorizations (read whole, without a group), and writes ITMO actions and
+  alerts (a message it refused); the same principal publishes its Party's authorizations
+  (``crg authorize``). The topic cannot tell one Party's writes from another's: the Party's
+  signature on each authorization does;
 - the **international** adapter reads ITMO actions (in its group) and writes the actions
   the international registry refused.
 
@@ -66,9 +69,12 @@ def grants(topics: Topics, role: Role, user: str, party: str | None = None) -> l
     if role == "national":
         if not party:
             raise ValueError("a national adapter's grants are for one Party")
-        return read(topics.verified, topics.group("national", party)) + write(
-            topics.itmo_actions, topics.alerts
-        )
+        return [
+            *read(topics.verified, topics.group("national", party)),
+            Grant(principal, "Read", "topic", topics.authorizations),
+            Grant(principal, "Describe", "topic", topics.authorizations),
+            *write(topics.itmo_actions, topics.alerts, topics.authorizations),
+        ]
     return read(topics.itmo_actions, topics.group("international")) + write(
         topics.itmo_actions_rejected
     )

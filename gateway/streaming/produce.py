@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from aiokafka import AIOKafkaProducer
@@ -31,6 +32,15 @@ class Message(Protocol):
     def value(self) -> bytes: ...
     @property
     def headers(self) -> Headers: ...
+
+
+@dataclass(frozen=True)
+class Produced:
+    """A message built to be produced (what :class:`Message` asks of one)."""
+
+    key: bytes | None
+    value: bytes
+    headers: Headers = ()
 
 
 @functools.lru_cache(maxsize=65_536)

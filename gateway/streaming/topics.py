@@ -43,6 +43,11 @@ class Topics:
         """Actions the international registry refused, with its answer."""
         return f"{self.prefix}.article6.itmo-actions.rejected"
 
+    @property
+    def authorizations(self) -> str:
+        """Host Parties' signed authorizations (letters of authorization), keyed by letter."""
+        return f"{self.prefix}.article6.authorizations"
+
     def group(self, consumer: str, party: str | None = None) -> str:
         """Consumer group id of one consumer of these topics (e.g. ``crg.gateway``); a
         national adapter's is its Party's own (``crg.national.gha``), so that several
@@ -57,6 +62,7 @@ class Topics:
             self.alerts,
             self.itmo_actions,
             self.itmo_actions_rejected,
+            self.authorizations,
         ]
 
 

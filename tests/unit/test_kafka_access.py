@@ -101,10 +101,13 @@ def test_only_the_gateway_writes_the_verified_topic_and_a_registry_only_the_raw_
     assert {name for p, name in writers if p == "User:national"} == {
         topics.itmo_actions,
         topics.alerts,
+        topics.authorizations,
     }
+    assert {p for p, name in writers if name == topics.authorizations} == {"User:national"}
     readers = {(g.principal, g.name) for g in plan if g.operation == "Read"}
     assert ("User:registry", topics.raw) not in readers
     assert ("User:national", "crg.national.gha") in readers
+    assert ("User:national", topics.authorizations) in readers
     with pytest.raises(ValueError, match="one Party"):
         grants(topics, "national", "x")
 

@@ -11,7 +11,9 @@ from fastavro.schema import fingerprint
 from gateway import resources
 from gateway.contract.schemas import load_subject
 
-VERSIONS = [v for s in ("registry-event", "itmo-action") for v in load_subject(s)]
+VERSIONS = [
+    v for s in ("registry-event", "itmo-action", "party-authorization") for v in load_subject(s)
+]
 
 
 @pytest.mark.parametrize("version", VERSIONS, ids=lambda v: f"{v.subject}.v{v.version}")

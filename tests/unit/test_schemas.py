@@ -33,7 +33,7 @@ def fully_compatible_with_all(versions: list[dict[str, Any]]) -> list[str]:
     return problems
 
 
-SUBJECTS = ["registry-event", "itmo-action"]
+SUBJECTS = ["registry-event", "itmo-action", "party-authorization"]
 
 
 def test_every_schema_file_belongs_to_a_tested_subject() -> None:
