@@ -33,10 +33,11 @@ from adapters.national.rules import itmo_effect
 from adapters.national.store import NationalStore, open_national_store
 from gateway.contract.attestation import GATEWAY_OWNER, Attester, Claim
 from gateway.contract.codec import default_codec
-from gateway.contract.keys import KeyRecord, KeyRing, make_key_id, public_key_bytes
+from gateway.contract.keys import KeyRecord, KeyRing
 from gateway.contract.message import EventSigner, SignedMessage
 from gateway.contract.models import RegistryEvent
 from gateway.contract.time import utc_text
+from gateway.keystore.private import generate
 from gateway.logging import configure_logging
 from gateway.service.ledger.memory import MemoryLedger
 from gateway.service.ledger.rules import Change, decide
@@ -63,9 +64,7 @@ SINCE = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
 
 
 def bench_key(owner: str) -> tuple[Ed25519PrivateKey, KeyRecord]:
-    private = Ed25519PrivateKey.generate()
-    public = public_key_bytes(private)
-    return private, KeyRecord(owner, make_key_id(owner, public, SINCE), public, SINCE)
+    return generate(owner, SINCE)
 
 
 def accepted_stream(n: int, signer: EventSigner | None = None) -> list[SignedMessage]:

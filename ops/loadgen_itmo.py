@@ -10,12 +10,11 @@ import datetime as dt
 import random
 from collections.abc import Iterable
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from gateway.contract.itmo import ActionType, ItmoAction, action_id
 from gateway.contract.itmo_message import PartySigner, action_headers, encode_action, party_owner
-from gateway.contract.keys import KeyRecord, KeyRing, make_key_id, public_key_bytes
+from gateway.contract.keys import KeyRing
 from gateway.contract.time import utc_text
+from gateway.keystore.private import generate
 
 BLOCK = 100
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
@@ -97,10 +96,7 @@ def party_keys(parties: Iterable[str]) -> tuple[dict[str, PartySigner], KeyRing]
     since = dt.datetime(2016, 1, 1, tzinfo=dt.UTC)
     signers, records = {}, []
     for party in parties:
-        private = Ed25519PrivateKey.generate()
-        public = public_key_bytes(private)
-        owner = party_owner(party)
-        record = KeyRecord(owner, make_key_id(owner, public, since), public, since)
+        private, record = generate(party_owner(party), since)
         signers[party] = PartySigner(party, record.key_id, private)
         records.append(record)
     return signers, KeyRing(records)

@@ -7,12 +7,12 @@ import uuid
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from gateway.contract.attestation import GATEWAY_OWNER, Attester
 from gateway.contract.codec import default_codec
-from gateway.contract.keys import KeyRecord, KeyRing, make_key_id, public_key_bytes
+from gateway.contract.keys import KeyRecord, KeyRing
 from gateway.contract.message import SignedMessage, header_value
+from gateway.keystore.private import generate
 from gateway.service.consumer import Gateway
 from gateway.service.ledger.store import LedgerStore
 from gateway.streaming.topics import Topics, ensure_topics
@@ -31,9 +31,7 @@ class Routed:
 
 def gateway_identity() -> tuple[Attester, KeyRecord]:
     """A gateway attestation key for a test: the attester and its public record."""
-    private = Ed25519PrivateKey.generate()
-    public = public_key_bytes(private)
-    record = KeyRecord(GATEWAY_OWNER, make_key_id(GATEWAY_OWNER, public, T0), public, T0)
+    private, record = generate(GATEWAY_OWNER, T0)
     return Attester(record.key_id, private), record
 
 
