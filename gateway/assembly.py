@@ -168,6 +168,7 @@ def national_consumer(
         topics=topics,
         keys=reloading_keys(settings),
         signer=party_signer(settings, store.party),
+        letters=settings.national_letters == "required",
         idempotence=settings.kafka_idempotence,
         group_id=group_id,
         outputs=outputs,

@@ -93,6 +93,12 @@ class Settings(BaseSettings):
         description="ITMO serial = program unit number + this offset, per program registry "
         "(give registries whose unit numbers overlap different offsets).",
     )
+    national_letters: Literal["required", "off"] = Field(
+        "required",
+        description="required: a registry's Article 6 label makes ITMOs only when a letter "
+        "of the host Party (crg authorize) confirms it, else the units are a claim; off: "
+        "the registry's label suffices (before the Parties publish their letters).",
+    )
     national_http_port: int = Field(8081, ge=0, le=65535)
     international_registry_url: str = Field(
         "http://127.0.0.1:8090", description="The international registry's interface."

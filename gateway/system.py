@@ -25,6 +25,7 @@ from gateway.assembly import (
     open_gateway_ledger,
     open_international,
     open_party_store,
+    party_signer,
     publish_items,
     run_gateway,
     run_international,
@@ -34,21 +35,23 @@ from gateway.assembly import (
 from gateway.collector import settle_collector
 from gateway.config import Settings
 from gateway.contract.attestation import GATEWAY_OWNER
+from gateway.contract.authorization import PartyAuthorization
 from gateway.contract.codec import default_codec
 from gateway.contract.itmo_message import party_owner
 from gateway.contract.message import EventSigner
 from gateway.contract.models import LabelKind, UnitsIssued
 from gateway.keystore import open_key_storage
 from gateway.publishing.journal import PublishJournal
+from gateway.publishing.letters import publish_letters
 from gateway.publishing.reader import read_and_verify
 from gateway.publishing.sources import Draft
-from gateway.publishing.sources.story import article6_story
+from gateway.publishing.sources.story import article6_story, story_letter
 from gateway.publishing.sources.verra import read_verra
 from gateway.service.ledger.store import LedgerStore
 from gateway.storage.tracking import TransactionalStore
 from gateway.streaming.apache_kafka import KAFKA_VERSION, KafkaCluster, kafka_classpath
 from gateway.streaming.local_broker import LocalBroker, free_port
-from gateway.streaming.topics import Topics, ensure_topics
+from gateway.streaming.topics import Topics, ensure_topics, read_to_end
 
 
 @dataclass
@@ -345,6 +348,13 @@ def up(
         for party in parties:  # each Party signs the ITMO actions its adapter emits
             ensure_signing_key(settings, party_owner(party))
         say(f"registry key: verra / {key_id} (trust store {settings.resolved_keys_url})")
+        if "GHA" in parties:  # Ghana's letter, which confirms the story's label
+            letter = story_letter("verra")
+            if asyncio.run(_letter_missing(settings, letter)):
+                signed = [(letter, party_signer(settings, "GHA"))]
+                asyncio.run(publish_letters(bootstrap, topics.authorizations, signed))
+            say(f"letter of authorization: GHA / {letter.letter_of_authorization} on "
+                f"{topics.authorizations}")  # fmt: skip
         signer = choose_signer(settings, "verra", key_id)
 
         export = samples / "verra" / "transactions.csv"
@@ -433,6 +443,13 @@ def up(
             )
         )
     return ok
+
+
+async def _letter_missing(settings: Settings, letter: PartyAuthorization) -> bool:
+    """Is this version of the letter not on the authorizations topic yet (a persistent
+    broker keeps it from the last run)?"""
+    records = await read_to_end(settings.kafka, Topics(settings.topic_prefix).authorizations)
+    return not any(r.key == letter.kafka_key for r in records)
 
 
 async def _follow(

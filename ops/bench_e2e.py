@@ -51,9 +51,16 @@ from gateway.streaming.process import ConsumerProcess
 from gateway.streaming.produce import produce_all
 from gateway.streaming.topics import Topics, ensure_topics
 from ops.bench_gateway import bare_loop, fresh_schema
-from ops.loadgen import registry_stream
+from ops.loadgen import generated_letters, registry_stream
 from ops.loadgen_itmo import party_keys
-from ops.processes import Broker, Processes, broker_env, running_broker, trust_store
+from ops.processes import (
+    Broker,
+    Processes,
+    broker_env,
+    publish_party_letters,
+    running_broker,
+    trust_store,
+)
 
 PARTITIONS = 4
 WINDOW = 5.0  # seconds of sending per latency window
@@ -166,6 +173,12 @@ def _keys(data: Path, record: KeyRecord) -> None:
     trust_store(data, [record])
 
 
+async def _letters(data: Path, broker: Broker, prefix: str) -> None:
+    """Ghana's letter that confirms the generated labels, as Ghana would publish it."""
+    letters = generated_letters(["verra"])
+    await publish_party_letters(data, broker.bootstrap_servers, Topics(prefix), letters)
+
+
 def signed_events(
     n: int, seed: int = 7, private: Ed25519PrivateKey | None = None
 ) -> tuple[list[SignedMessage], KeyRecord, Ed25519PrivateKey]:
@@ -196,6 +209,7 @@ async def throughput(
         data, prefix = Path(tmp), f"e2e{uuid.uuid4().hex[:6]}"
         _keys(data, record)
         await ensure_topics(broker.bootstrap_servers, Topics(prefix).all(), PARTITIONS)
+        await _letters(data, broker, prefix)
         pair = pair_of(data, broker, prefix, store, f.processes)
         pair.start_all()
         try:
@@ -253,12 +267,12 @@ async def _replay(bootstrap: str, prefix: str, trust: str) -> float:
         adapter = NationalAdapter(
             kafka=bootstrap,
             store=store,
-            topics=Topics(f"{prefix}.replay"),
+            topics=topics,
+            outputs=Topics(f"{prefix}.replay"),
+            group_id=f"{prefix}.replay",
             keys=open_key_storage(trust).load(),
             signer=party_keys(["GHA"])[0]["GHA"],
         )
-        adapter.topic = topics.verified
-        adapter.group_id = f"{prefix}.replay"
         await adapter.start()
         try:
             # timed from the end of the first batch (which waits for the group to form)
@@ -289,6 +303,7 @@ async def latency(
         data, prefix = Path(tmp), f"lat{uuid.uuid4().hex[:6]}"
         _keys(data, record)
         await ensure_topics(broker.bootstrap_servers, Topics(prefix).all(), PARTITIONS)
+        await _letters(data, broker, prefix)
         pair = pair_of(data, broker, prefix, store, f.processes)
         pair.start_all()
         sent_at: dict[str, float] = {}

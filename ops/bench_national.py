@@ -32,6 +32,7 @@ from adapters.national.consumer import NationalAdapter
 from adapters.national.rules import itmo_effect
 from adapters.national.store import NationalStore, open_national_store
 from gateway.contract.attestation import GATEWAY_OWNER, Attester, Claim
+from gateway.contract.authorization import encode_authorization
 from gateway.contract.codec import default_codec
 from gateway.contract.keys import KeyRecord, KeyRing
 from gateway.contract.message import EventSigner, SignedMessage
@@ -39,12 +40,13 @@ from gateway.contract.models import RegistryEvent
 from gateway.contract.time import utc_text
 from gateway.keystore.private import generate
 from gateway.logging import configure_logging
+from gateway.publishing.letters import publish_letters
 from gateway.service.ledger.memory import MemoryLedger
 from gateway.service.ledger.rules import Change, decide
 from gateway.streaming.local_broker import LocalBroker
 from gateway.streaming.produce import produce_all
 from gateway.streaming.topics import Topics, ensure_topics
-from ops.loadgen import mixed_stream
+from ops.loadgen import generated_letters, mixed_stream
 from ops.loadgen_itmo import party_keys
 
 BATCH = 2000
@@ -116,7 +118,14 @@ def scratch_store(url: str | None, party: str) -> Iterator[NationalStore]:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
+LETTERS = generated_letters(["verra"])  # Ghana's letters: the generated labels confirmed
+
+
 def store_only(store: NationalStore, events: list[RegistryEvent]) -> tuple[float, int]:
+    store.letters_required = True  # as the adapter runs it
+    with store.transaction():
+        for letter in LETTERS:
+            store.record_letter(letter, encode_authorization(letter), "bench")
     started, actions = time.perf_counter(), 0
     for i in range(0, len(events), BATCH):
         with store.transaction():
@@ -209,6 +218,10 @@ async def run(n: int, url: str | None, party: str = "GHA") -> Figures:
         topics = Topics(f"bench{uuid.uuid4().hex[:6]}")
         await ensure_topics(broker.bootstrap_servers, topics.all(), 4)
         verified, trust = attested(messages, topics.verified, registry)
+        signers, ghana = party_keys([party])
+        await publish_letters(broker.bootstrap_servers, topics.authorizations,
+                              [(letter, signers[letter.party]) for letter in LETTERS])  # fmt: skip
+        trust = KeyRing([*trust, *ghana])
         await produce_all(broker.bootstrap_servers, topics.verified, verified)
         adapter_rate = await adapter_run(broker.bootstrap_servers, topics, store, n, trust)
         assert store.counts()["actions"] == actions, "the adapter and the store-only run differ"

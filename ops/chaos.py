@@ -42,8 +42,15 @@ from gateway.streaming.local_broker import free_port
 from gateway.streaming.produce import produce_all
 from gateway.streaming.topics import Topics, ensure_topics
 from gateway.system import Baseline, wait_until_through
-from ops.loadgen import mixed_stream
-from ops.processes import Broker, Processes, broker_env, running_broker, trust_store
+from ops.loadgen import generated_letters, mixed_stream
+from ops.processes import (
+    Broker,
+    Processes,
+    broker_env,
+    publish_party_letters,
+    running_broker,
+    trust_store,
+)
 
 PARTIES = ("GHA", "CHE")
 PARTITIONS = 4
@@ -144,6 +151,8 @@ async def one_run(
         trust_store(data, [key])
         topics = Topics(prefix)
         await ensure_topics(broker.bootstrap_servers, topics.all(), PARTITIONS, min(nodes, 3))
+        letters = generated_letters([key.registry_id])  # Ghana confirms the labels
+        await publish_party_letters(data, broker.bootstrap_servers, topics, letters)
         parts = components(data, broker, prefix, f"http://127.0.0.1:{port}")
         parts.start_all()
         outcome = Outcome("", {}, 0, 0, 0)

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from gateway.contract.authorization import PartyAuthorization
 from gateway.contract.message import EventSigner, SignedMessage
 from gateway.contract.models import RegistryEvent
 
@@ -198,6 +199,24 @@ def _retirement(start: int, end: int, account: str, registry: str) -> dict[str, 
         "oimp_scheme": "CORSIA",
         "retired_on": "2026-03-01",
     }
+
+
+def generated_letters(registries: Iterable[str]) -> list[PartyAuthorization]:
+    """Ghana's letters that confirm the generated labels (which name no letter): one per
+    registry, any of its Ghanaian projects, on the labels' terms."""
+    return [
+        PartyAuthorization(
+            party="GHA",
+            letter_of_authorization=f"GHA-LoA-generated-{registry}",
+            cooperative_approach="CA0001",
+            authorized_uses=({"purpose": "NDC"},),  # type: ignore[arg-type]
+            first_transfer_definition="AUTHORIZATION",  # type: ignore[arg-type]
+            registry_id=registry,
+            valid_from=dt.date(2000, 1, 1),
+            issued_at=dt.datetime(2020, 1, 1, tzinfo=dt.UTC),  # keys made here: 10 years back
+        )
+        for registry in sorted(set(registries))
+    ]
 
 
 def _label(start: int, end: int, registry: str) -> dict[str, Any]:

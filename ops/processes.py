@@ -10,14 +10,17 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from gateway.assembly import ensure_signing_key
+from gateway.assembly import ensure_signing_key, party_signer
 from gateway.config import Settings
 from gateway.contract.attestation import GATEWAY_OWNER
+from gateway.contract.authorization import PartyAuthorization
 from gateway.contract.itmo_message import party_owner
 from gateway.contract.keys import KeyRecord
 from gateway.keystore import open_key_storage
+from gateway.publishing.letters import publish_letters
 from gateway.streaming.apache_kafka import KafkaCluster
 from gateway.streaming.local_broker import LocalBroker
+from gateway.streaming.topics import Topics
 
 Broker = LocalBroker | KafkaCluster
 
@@ -45,6 +48,17 @@ def trust_store(
     settings = Settings(data_dir=data, keys_url=url, private_key_dir=data / "keys" / "private")
     for owner in (GATEWAY_OWNER, *(party_owner(p) for p in parties)):
         ensure_signing_key(settings, owner)
+
+
+async def publish_party_letters(
+    data: Path, kafka: str, topics: Topics, letters: Iterable[PartyAuthorization]
+) -> None:
+    """Each letter signed with its Party's key in ``data`` (made by :func:`trust_store`)
+    and published, as the Party's ``crg authorize`` would."""
+    settings = Settings(data_dir=data, keys_url=str(data / "keys" / "public-keys.json"),
+                        private_key_dir=data / "keys" / "private")  # fmt: skip
+    signed = [(letter, party_signer(settings, letter.party)) for letter in letters]
+    await publish_letters(kafka, topics.authorizations, signed)
 
 
 def broker_env(broker: Broker) -> dict[str, str]:

@@ -12,17 +12,30 @@ documented in ``docs/national-registry.md``:
 - a transfer between accounts of the same Party (or of unknown jurisdiction) is not an
   ITMO action;
 - an authorization revoked before first transfer ends the units' ITMO life; after first
-  transfer it is recorded, and the ITMOs and the adjustment stand.
+  transfer it is recorded, and the ITMOs and the adjustment stand;
+- a registry's Article 6 label makes ITMOs only when a letter of the host Party confirms
+  it (:func:`gateway.contract.authorization.confirmation`); until then the units are a
+  *claim* (no action; ``Effect.claims`` says why), which a letter arriving later
+  confirms (:func:`letter_effect`), and which lapses if the units are used, cancelled or
+  their label revoked first. The letter's terms (approach, uses, first-transfer
+  definition) are the ones the actions carry.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from adapters.national.units import Article6Block, Issuance, ItmoState
+from adapters.national.units import Article6Block, Issuance, ItmoState, letter_terms
+from gateway.contract.authorization import (
+    Authorizations,
+    PartyAuthorization,
+    Unconfirmed,
+    confirmation,
+)
 from gateway.contract.itmo import (
     ActionType,
     AdjustmentSign,
@@ -61,6 +74,17 @@ class UnitsView(Protocol):
 
     def account_party(self, registry_id: str, account: str) -> str | None: ...
 
+    def letters(self) -> Authorizations | None:
+        """The host Parties' letters in force, by (Party, letter); None: letters are not
+        required (a registry's label suffices, ``CRG_NATIONAL_LETTERS=off``)."""
+        ...
+
+
+class LettersView(UnitsView, Protocol):
+    def blocks_of_host(self, host_party: str, states: tuple[ItmoState, ...]) -> list[Article6Block]:
+        """The host Party's Article 6 blocks in these states, ordered by units."""
+        ...
+
 
 @dataclass(frozen=True)
 class Numbering:
@@ -88,6 +112,22 @@ class Effect:
     accounts: dict[str, str] = field(default_factory=dict)  # account → Party
     actions: list[ItmoAction] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what could not be recorded, and why
+    #: labels no letter of the host Party confirms: the claimed units, why, in words
+    claims: list[tuple[Article6Block, Unconfirmed, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Cause:
+    """What the actions of an effect are told to come from: a registry event, or a host
+    Party's letter (event id ``letter:GHA/<letter>/v<version>``)."""
+
+    registry_id: str
+    event_id: str
+    occurred_at: dt.datetime
+
+    @staticmethod
+    def of(event: RegistryEvent) -> Cause:
+        return Cause(event.registry_id, event.event_id, event.occurred_at)
 
 
 def _article6_label(labels: tuple[Label, ...] | list[Label]) -> Label | None:
@@ -104,7 +144,7 @@ def _iso(moment: dt.datetime) -> str:
 class _Recorder:
     """Builds the actions of one event over the pieces of its blocks."""
 
-    def __init__(self, event: RegistryEvent, numbering: Numbering, effect: Effect) -> None:
+    def __init__(self, event: Cause, numbering: Numbering, effect: Effect) -> None:
         self.event = event
         self.numbering = numbering
         self.effect = effect
@@ -191,7 +231,28 @@ def _authorize(
     return block.changed(state=ItmoState.FIRST_TRANSFERRED)
 
 
-def _issued(event: RegistryEvent, p: UnitsIssued, rec: _Recorder) -> None:
+def _authorize_or_claim(
+    rec: _Recorder, block: Article6Block, label: Label, letters: Authorizations | None
+) -> Article6Block:
+    """The units become ITMOs if a letter of the host Party confirms the label (or
+    letters are not required); else they are claimed, and the claim is said."""
+    if letters is None:
+        return _authorize(rec, block, label.first_transfer_definition)
+    day = rec.event.occurred_at.date()
+    letter, why, words = confirmation(
+        label, letters, registry_id=block.registry_id, project_id=block.project_id,
+        vintage=block.vintage, series=block.series, start=block.start, end=block.end, on=day,
+    )  # fmt: skip
+    if letter is None:
+        assert why is not None
+        claimed = block.changed(state=ItmoState.CLAIMED, claimed_on=day.isoformat())
+        rec.effect.claims.append((claimed, why, words))
+        return claimed
+    confirmed = block.changed(letter=letter_terms(letter), claimed_on=day.isoformat())
+    return _authorize(rec, confirmed, letter.first_transfer_definition)
+
+
+def _issued(event: RegistryEvent, p: UnitsIssued, rec: _Recorder, view: UnitsView) -> None:
     sb = p.serial_block
     host = p.project.host_party
     rec.effect.issuance = Issuance(
@@ -222,7 +283,7 @@ def _issued(event: RegistryEvent, p: UnitsIssued, rec: _Recorder) -> None:
         host,
         p.account,
     )
-    rec.effect.add.append(_authorize(rec, block, label.first_transfer_definition))
+    rec.effect.add.append(_authorize_or_claim(rec, block, label, view.letters()))
 
 
 def _gaps(start: int, end: int, covered: list[Article6Block]) -> list[tuple[int, int]]:
@@ -243,8 +304,9 @@ def _label_applied(
         return  # CORSIA eligibility and other labels make no ITMO action
     sb = p.serial_block
     blocks = view.article6_blocks(event.registry_id, sb.series, sb.start, sb.end)
-    revoked = [b for b in blocks if b.state == ItmoState.REVOKED]
-    authorized = [b for b in blocks if b.state != ItmoState.REVOKED]
+    ended = (ItmoState.REVOKED, ItmoState.LAPSED)
+    revoked = [b for b in blocks if b.state in ended]
+    authorized = [b for b in blocks if b.state not in ended]
     if authorized:
         rec.effect.notes.append(
             f"units {authorized[0].start}-{authorized[0].end} were already under an Article 6 "
@@ -255,7 +317,7 @@ def _label_applied(
         for lo, hi in ((b.start, sb.start - 1), (sb.end + 1, b.end)):
             if lo <= hi:
                 rec.effect.add.append(b.changed(start=lo, end=hi))
-    text = label_json(p.label)
+    text, letters = label_json(p.label), view.letters()
     gaps = _gaps(sb.start, sb.end, authorized)
     # asked once for the whole serial block (what the store reads ahead), not per gap
     issued = view.issuances(event.registry_id, sb.series, sb.start, sb.end) if gaps else []
@@ -278,7 +340,7 @@ def _label_applied(
                 p.label.host_party or issuance.host_party,
                 None,
             )
-            rec.effect.add.append(_authorize(rec, block, p.label.first_transfer_definition))
+            rec.effect.add.append(_authorize_or_claim(rec, block, p.label, letters))
             at = piece_hi + 1
         if at <= hi:
             rec.effect.notes.append(f"no issuance known for units {at}-{hi}: not recorded")
@@ -312,7 +374,11 @@ def _label_revoked(
     sb = p.serial_block
 
     def revoke(piece: Article6Block) -> Article6Block | None:
-        if not piece.state.live or label_identity(piece.label()) != identity:
+        if label_identity(piece.label()) != identity:
+            return None
+        if piece.state == ItmoState.CLAIMED:  # withdrawn before any letter confirmed it
+            return piece.changed(state=ItmoState.LAPSED)
+        if not piece.state.live:
             return None
         host = piece.auth.host_party
         if piece.state == ItmoState.AUTHORIZED:
@@ -351,6 +417,8 @@ def _transferred(
     named_to = _party_of(view, event.registry_id, p.to_account, p.to_party)
 
     def move(piece: Article6Block) -> Article6Block:
+        if piece.state == ItmoState.CLAIMED:  # no ITMO yet: the holder is remembered
+            return piece.changed(account=p.to_account, holder_party=named_to)
         if not piece.state.live:
             return piece.changed(account=p.to_account)
         source = named_from or piece.holder_party
@@ -379,6 +447,8 @@ def _used(
     day = p.cancelled_on if isinstance(p, UnitsCancelled) else p.retired_on
 
     def use(piece: Article6Block) -> Article6Block | None:
+        if piece.state == ItmoState.CLAIMED:  # used before any letter confirmed it
+            return piece.changed(state=ItmoState.LAPSED)
         if not piece.state.live:
             return None
         auth = piece.auth
@@ -441,10 +511,10 @@ def _used(
 def itmo_effect(event: RegistryEvent, view: UnitsView, numbering: Numbering) -> Effect:
     """The ITMO consequences of one event the gateway accepted."""
     effect = Effect()
-    rec = _Recorder(event, numbering, effect)
+    rec = _Recorder(Cause.of(event), numbering, effect)
     p = event.payload
     if isinstance(p, UnitsIssued):
-        _issued(event, p, rec)
+        _issued(event, p, rec, view)
     elif isinstance(p, AuthorizationLabelApplied):
         _label_applied(event, p, view, rec)
     elif isinstance(p, AuthorizationLabelRevoked):
@@ -472,3 +542,77 @@ def units_asked(event: RegistryEvent) -> tuple[Range | None, Range | None]:
             return None, None
         return units, units if isinstance(p, AuthorizationLabelApplied) else None
     return units, None
+
+
+def letter_effect(letter: PartyAuthorization, view: LettersView, numbering: Numbering) -> Effect:
+    """What a host Party's letter (a new version of it) changes, once it is in force:
+
+    - AUTHORIZED: each claim of the Party whose label it now confirms (on the day the
+      units were labelled) becomes ITMOs, in the order of the units: the AUTHORIZATION,
+      the first transfer where the letter's definition puts it (authorization or
+      issuance), and — for claimed units that moved to another Party's jurisdiction
+      meanwhile — the first transfer to that Party and its acquisition;
+    - REVOKED: the blocks it confirmed lose their ITMO life before first transfer; after
+      it the revocation is recorded and the ITMOs and the adjustment stand.
+
+    The actions are told to come from the letter (event id ``letter:GHA/<ref>/v<n>``, at
+    the time the Party signed it)."""
+    effect = Effect()
+    cause = Cause(
+        "",
+        f"letter:{letter.party}/{letter.letter_of_authorization}/v{letter.version}",
+        letter.issued_at,
+    )
+    in_force = {letter.key: letter}
+    if letter.status == "REVOKED":
+        _letter_revoked(letter, view, numbering, cause, effect)
+        return effect
+    for block in view.blocks_of_host(letter.party, (ItmoState.CLAIMED,)):
+        label = Label.model_validate(block.label())
+        day = dt.date.fromisoformat(block.claimed_on) if block.claimed_on else letter.valid_from
+        found, _, _ = confirmation(
+            label, in_force, registry_id=block.registry_id, project_id=block.project_id,
+            vintage=block.vintage, series=block.series, start=block.start, end=block.end,
+            on=day,
+        )  # fmt: skip
+        if found is None:
+            continue
+        rec = _Recorder(dataclasses.replace(cause, registry_id=block.registry_id), numbering,
+                        effect)  # fmt: skip
+        host = letter.party
+        confirmed = block.changed(state=ItmoState.AUTHORIZED, letter=letter_terms(letter))
+        confirmed = _authorize(rec, confirmed, letter.first_transfer_definition)
+        if confirmed.holder_party != host:  # moved while claimed: the transfer happens now
+            rec.between_parties(confirmed, host, confirmed.holder_party)
+            confirmed = confirmed.changed(state=ItmoState.FIRST_TRANSFERRED)
+        effect.remove.append(block)
+        effect.add.append(confirmed)
+    return effect
+
+
+def _letter_revoked(
+    letter: PartyAuthorization,
+    view: LettersView,
+    numbering: Numbering,
+    cause: Cause,
+    effect: Effect,
+) -> None:
+    live = (ItmoState.AUTHORIZED, ItmoState.FIRST_TRANSFERRED)
+    for block in view.blocks_of_host(letter.party, live):
+        if block.auth.authorization_id != letter.letter_of_authorization or block.letter is None:
+            continue
+        rec = _Recorder(dataclasses.replace(cause, registry_id=block.registry_id), numbering,
+                        effect)  # fmt: skip
+        reason = letter.reason or "the host Party revoked its letter of authorization"
+        if block.state == ItmoState.AUTHORIZED:
+            rec.record(block, ActionType.LABEL_REVOCATION, letter.party, details=reason)
+            effect.remove.append(block)
+            effect.add.append(block.changed(state=ItmoState.REVOKED))
+        else:
+            rec.record(
+                block,
+                ActionType.LABEL_REVOCATION,
+                letter.party,
+                details="revoked after first transfer: the ITMOs and the corresponding "
+                f"adjustment stand ({reason})",
+            )

@@ -93,5 +93,30 @@ SQLITE = _TABLES + outbox_ddl("BLOB")
 POSTGRES = _TABLES + outbox_ddl("BYTEA")
 
 
+def _letters(binary: str) -> str:
+    return f"""
+ALTER TABLE article6_blocks ADD COLUMN letter TEXT;
+ALTER TABLE article6_blocks ADD COLUMN claimed_on TEXT;
+CREATE INDEX IF NOT EXISTS article6_blocks_host_state ON article6_blocks (host_party, state);
+CREATE TABLE IF NOT EXISTS party_letters (
+    party       TEXT NOT NULL,
+    letter      TEXT NOT NULL,
+    version     INTEGER NOT NULL,
+    status      TEXT NOT NULL,
+    value       {binary} NOT NULL,  -- the letter as the Party signed it (Avro)
+    source      TEXT NOT NULL,      -- topic/partition/offset it was read from
+    PRIMARY KEY (party, letter)
+);
+"""
+
+
 #: a Party's ITMO ledger, version by version (:mod:`gateway.storage.migrations`)
-MIGRATIONS = (Migration(1, "the ITMO ledger as of the first release", SQLITE, POSTGRES),)
+MIGRATIONS = (
+    Migration(1, "the ITMO ledger as of the first release", SQLITE, POSTGRES),
+    Migration(
+        2,
+        "host Parties' letters of authorization; claimed blocks and the letter of each",
+        _letters("BLOB"),
+        _letters("BYTEA"),
+    ),
+)

@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 from adapters.national.rules import Effect, Numbering, units_asked
 from adapters.national.schema import MIGRATIONS
 from adapters.national.units import Article6Block, Issuance, ItmoState
+from gateway.contract.authorization import PartyAuthorization, decode_authorization
 from gateway.contract.itmo import FIELDS, ItmoAction
 from gateway.contract.itmo_identifier import ItmoId
 from gateway.contract.models import RegistryEvent
@@ -40,7 +41,7 @@ from gateway.storage.tracking import TransactionalStore
 
 BLOCK_COLUMNS = (
     "registry_id, series, start_no, end_no, project_id, vintage, unit_type, label, state,"
-    " holder_party, account"
+    " holder_party, account, letter, claimed_on"
 )
 ISSUANCE_COLUMNS = (
     "registry_id, series, start_no, end_no, project_id, host_party, vintage, unit_type"
@@ -76,6 +77,8 @@ def _block(r: Sequence[Any]) -> Article6Block:
         ItmoState(r[8]),
         r[9],
         r[10],
+        r[11],
+        r[12],
     )
 
 
@@ -93,6 +96,8 @@ def _block_row(b: Article6Block) -> tuple[Any, ...]:
         b.state.value,
         b.holder_party,
         b.account,
+        b.letter,
+        b.claimed_on,
     )
 
 
@@ -161,6 +166,11 @@ class NationalStore(TransactionalStore):
         super().__init__(db)
         self.party = party
         self.numbering = numbering
+        #: a registry's Article 6 label makes ITMOs only with a host Party's letter
+        #: (the adapter sets it from ``CRG_NATIONAL_LETTERS``)
+        self.letters_required = False
+        self._letters: dict[tuple[str, str], PartyAuthorization] | None = None
+        self._letter_rows: list[tuple[Any, ...]] = []
         # written at commit: no rule reads them back within a transaction
         self._action_rows: list[tuple[Any, ...]] = []
         self._applied_rows: list[tuple[Any, ...]] = []
@@ -173,6 +183,7 @@ class NationalStore(TransactionalStore):
         self._issued = StagedBlocks[Issuance]()
 
     def _begin(self) -> None:
+        self._letters, self._letter_rows = None, []
         self._action_rows, self._applied_rows, self._applied_now = [], [], set()
         self._parties, self._parties_set = {}, {}
         self._blocks, self._issued = StagedBlocks(), StagedBlocks()
@@ -184,7 +195,7 @@ class NationalStore(TransactionalStore):
         )
         self.db.many(
             f"INSERT INTO article6_blocks ({BLOCK_COLUMNS}, host_party)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [(*_block_row(b), b.auth.host_party) for b in self._blocks.added.values()],
         )
         self.db.many(
@@ -200,6 +211,13 @@ class NationalStore(TransactionalStore):
         self.db.many(
             f"INSERT INTO itmo_actions ({ACTION_COLUMNS}) VALUES ({placeholders})",
             self._action_rows,
+        )
+        self.db.many(
+            "INSERT INTO party_letters (party, letter, version, status, value, source)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (party, letter) DO UPDATE SET"
+            " version = excluded.version, status = excluded.status, value = excluded.value,"
+            " source = excluded.source",
+            self._letter_rows,
         )
         self.db.many(
             "INSERT INTO applied_events (registry_id, event_id, actions, source, applied_at)"
@@ -253,6 +271,52 @@ class NationalStore(TransactionalStore):
             self._parties[registry_id, account] = party
         return party
 
+    # -- host Parties' letters -----------------------------------------------------------------
+    def letters(self) -> dict[tuple[str, str], PartyAuthorization] | None:
+        """The letters recorded, the version in force of each (None: not required)."""
+        if not self.letters_required:
+            return None
+        if self._letters is not None:
+            return self._letters
+        rows = self.db.execute("SELECT value FROM party_letters").fetchall()
+        known = {(a := decode_authorization(bytes(r[0]))).key: a for r in rows}
+        if self._in_tx:  # kept for the transaction, with what it records
+            self._letters = known
+        return known
+
+    def record_letter(self, letter: PartyAuthorization, value: bytes, source: str) -> bool:
+        """Record a letter (its signed bytes and where they were read) if it is a newer
+        version than the one recorded: True if it is, and its effect is then due."""
+        self._require_transaction("record_letter")
+        known = self.letters()
+        if known is None:
+            raise RuntimeError("letters are not required by this store")
+        held = known.get(letter.key)
+        if held is not None and held.version >= letter.version:
+            return False
+        known[letter.key] = letter
+        self._letter_rows.append(
+            (letter.party, letter.letter_of_authorization, letter.version, letter.status,
+             value, source)
+        )  # fmt: skip
+        return True
+
+    def blocks_of_host(self, host_party: str, states: tuple[ItmoState, ...]) -> list[Article6Block]:
+        """The host Party's blocks in these states, as this transaction sees them."""
+        marks = ", ".join("?" * len(states))
+        rows = self.db.execute(
+            "SELECT registry_id, series, start_no, end_no FROM article6_blocks"
+            f" WHERE host_party = ? AND state IN ({marks})",
+            (host_party, *(s.value for s in states)),
+        ).fetchall()
+        ranges = [(str(r), str(s), int(a), int(b)) for r, s, a, b in rows]
+        found: dict[tuple[str, str, int], Article6Block] = {}
+        for wanted in ranges:
+            for b in self.article6_blocks(*wanted):
+                if b.auth.host_party == host_party and b.state in states:
+                    found[b.registry_id, b.series, b.start] = b
+        return [found[k] for k in sorted(found)]
+
     # -- applying an event -------------------------------------------------------------------
     def applied(self, registry_id: str, event_id: str) -> bool:
         """The tracking record: was this event applied already?"""
@@ -282,6 +346,18 @@ class NationalStore(TransactionalStore):
         tracking record; everything is written at commit, in bulk. Return this Party's
         actions."""
         self._require_transaction("apply")
+        mine = self._apply_effect(registry_id, effect)
+        self._applied_rows.append((registry_id, event_id, len(mine), source, time.time()))
+        self._applied_now.add((registry_id, event_id))
+        return mine
+
+    def apply_effect(self, effect: Effect) -> list[ItmoAction]:
+        """Apply an effect no event caused (a host Party's letter, whose recorded version
+        is its tracking record); return this Party's actions."""
+        self._require_transaction("apply_effect")
+        return self._apply_effect("", effect)
+
+    def _apply_effect(self, registry_id: str, effect: Effect) -> list[ItmoAction]:
         self._blocks.apply(effect.remove, effect.add)
         if effect.issuance is not None:
             self._issued.apply((), (effect.issuance,))
@@ -289,8 +365,6 @@ class NationalStore(TransactionalStore):
             self._parties[registry_id, account] = self._parties_set[registry_id, account] = party
         mine = [a for a in effect.actions if a.party == self.party]
         self._action_rows += [tuple(a.row().values()) for a in mine]
-        self._applied_rows.append((registry_id, event_id, len(mine), source, time.time()))
-        self._applied_now.add((registry_id, event_id))
         return mine
 
     # -- reading the Party's ITMO ledger -----------------------------------------------------

@@ -11,13 +11,21 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from gateway.contract.authorization import PartyAuthorization
+
 
 class ItmoState(StrEnum):
+    #: a registry labelled the units, no letter of their host Party confirms it (yet): no
+    #: ITMO, no action; a letter that arrives later confirms it (rules.confirm_claims)
+    CLAIMED = "CLAIMED"
     AUTHORIZED = "AUTHORIZED"  # authorized by the host Party, not yet first transferred
     FIRST_TRANSFERRED = "FIRST_TRANSFERRED"  # ITMOs: a corresponding adjustment is due
     USED = "USED"
     CANCELLED = "CANCELLED"
     REVOKED = "REVOKED"  # authorization withdrawn before first transfer: no longer ITMOs
+    #: a claim that ended before any letter confirmed it: the units were used or
+    #: cancelled, or the registry withdrew its label
+    LAPSED = "LAPSED"
 
     @property
     def live(self) -> bool:
@@ -59,9 +67,28 @@ class Authorization:
 NO_APPROACH = "CA0000"  # a label without a cooperative approach: reported as unknown
 
 
+def letter_terms(letter: PartyAuthorization) -> str:
+    """What a block keeps of the letter that confirmed its label (canonical JSON): the
+    letter and the terms the Party set, which the ITMO actions carry."""
+    return json.dumps(
+        {
+            "letter_of_authorization": letter.letter_of_authorization,
+            "cooperative_approach": letter.cooperative_approach,
+            "authorized_uses": [u.model_dump(mode="json") for u in letter.authorized_uses],
+            "first_transfer_definition": letter.first_transfer_definition,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+
+
 @functools.lru_cache(maxsize=1024)
-def authorization_of(label_json: str) -> Authorization:
+def authorization_of(label_json: str, terms: str | None = None) -> Authorization:
+    """The authorization of a block: its label, with the terms of the Party's letter
+    over the label's own where a letter confirmed it."""
     data: dict[str, Any] = json.loads(label_json)
+    if terms is not None:
+        data.update(json.loads(terms))
     uses = data.get("authorized_uses") or []
     return Authorization(
         host_party=data["host_party"],
@@ -87,6 +114,10 @@ class Article6Block:
     state: ItmoState
     holder_party: str  # the Party whose jurisdiction holds the units (the host until moved)
     account: str | None  # the program account holding them, when an event named it
+    #: the host Party's letter that confirmed the label (:func:`letter_terms`); None for a
+    #: claim, and where letters are not required (``CRG_NATIONAL_LETTERS=off``)
+    letter: str | None = None
+    claimed_on: str | None = None  # a claim: the day the registry labelled the units
 
     @property
     def size(self) -> int:
@@ -94,7 +125,7 @@ class Article6Block:
 
     @property
     def auth(self) -> Authorization:
-        return authorization_of(self.authorization)
+        return authorization_of(self.authorization, self.letter)
 
     def label(self) -> dict[str, Any]:
         return dict(json.loads(self.authorization))
@@ -111,6 +142,8 @@ class Article6Block:
         state: ItmoState | None = None,
         holder_party: str | None = None,
         account: str | None = None,
+        letter: str | None = None,
+        claimed_on: str | None = None,
     ) -> Article6Block:
         return Article6Block(
             self.registry_id,
@@ -124,4 +157,6 @@ class Article6Block:
             self.state if state is None else state,
             self.holder_party if holder_party is None else holder_party,
             self.account if account is None else account,
+            self.letter if letter is None else letter,
+            self.claimed_on if claimed_on is None else claimed_on,
         )

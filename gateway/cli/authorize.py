@@ -24,16 +24,13 @@ from gateway.cli.national import party_code
 from gateway.config import Settings
 from gateway.contract.authorization import (
     PartyAuthorization,
-    authorization_headers,
-    encode_authorization,
     latest,
     verified_authorizations,
 )
-from gateway.contract.itmo_message import PartySigner
 from gateway.contract.keys import KeyRing
 from gateway.contract.message import Headers
 from gateway.keystore import open_key_storage
-from gateway.streaming.produce import Produced, produce_all
+from gateway.publishing.letters import publish_letters
 from gateway.streaming.topics import Topics, ensure_topics, read_to_end
 
 _SERIALS = re.compile(r"^(?:(?P<series>.*):)?(?P<start>[0-9]+)-(?P<end>[0-9]+)$")
@@ -190,23 +187,14 @@ def cmd_authorize(args: argparse.Namespace, settings: Settings) -> int:
     asyncio.run(ensure_topics(settings.kafka, [topics.authorizations], 1, settings.replication))
     known = _read(settings, keys).in_force.get((args.party, args.letter))
     record = _statement(args, known, dt.datetime.now(dt.UTC).replace(microsecond=0))
-    publish_authorization(settings, signer, record)
+    topic = topics.authorizations
+    asyncio.run(publish_letters(settings.kafka, topic, [(record, signer)]))
     what = "revoked" if record.status == "REVOKED" else "published"
     print(
         f"{what} {record.party}'s letter {record.letter_of_authorization!r} version "
         f"{record.version} on {topics.authorizations} (key {signer.key_id})"
     )
     return 0
-
-
-def publish_authorization(
-    settings: Settings, signer: PartySigner, record: PartyAuthorization
-) -> None:
-    """Sign ``record`` with the Party's key and produce it on the authorizations topic."""
-    value = encode_authorization(record)
-    message = Produced(record.kafka_key, value, authorization_headers(signer, value))
-    topic = Topics(settings.topic_prefix).authorizations
-    asyncio.run(produce_all(settings.kafka, topic, [message]))
 
 
 def _row(r: PartyAuthorization) -> dict[str, Any]:

@@ -208,27 +208,58 @@ def confirmation(
     end: int,
     on: dt.date,
 ) -> tuple[PartyAuthorization | None, Unconfirmed | None, str]:
-    """Does the host Party's letter confirm this Article 6 label over these units, labelled
-    on ``on``? Return (the letter, None, "") when it does; else (None, why, in words)."""
+    """Does a letter of the label's host Party confirm this Article 6 label over these
+    units, labelled on ``on``? Return (the letter, None, "") when one does; else (None,
+    why, in words). A label that names its letter is confirmed by that letter only; one
+    that names none (registries' exports often do not) by the first of the Party's
+    letters, by reference, that confirms it."""
     if label.kind != LabelKind.ARTICLE6_AUTHORIZATION or label.host_party is None:
         raise ValueError("only an Article 6 authorization label is confirmed by a Party")
+    units = (registry_id, project_id, vintage, series, start, end)
     if label.letter_of_authorization is None:
-        return None, Unconfirmed.NO_LETTER, "the label names no letter of authorization"
+        for key in sorted(k for k in authorizations if k[0] == label.host_party):
+            if _refusal(authorizations[key], label, units, on) is None:
+                return authorizations[key], None, ""
+        return (
+            None,
+            Unconfirmed.NO_LETTER,
+            (
+                f"the label names no letter of authorization, and no letter of "
+                f"{label.host_party}'s in force confirms it over {_units(units)}"
+            ),
+        )
     letter = authorizations.get((label.host_party, label.letter_of_authorization))
-    named = f"{label.host_party}'s letter {label.letter_of_authorization!r}"
     if letter is None:
+        named = f"{label.host_party}'s letter {label.letter_of_authorization!r}"
         return None, Unconfirmed.UNKNOWN, f"{named} has not been published by the Party"
+    refused = _refusal(letter, label, units, on)
+    if refused is not None:
+        return None, *refused
+    return letter, None, ""
+
+
+def _units(units: tuple[str, str, int, str, int, int]) -> str:
+    registry_id, project_id, vintage, series, start, end = units
+    return f"{registry_id} {project_id} vintage {vintage} units {series}:{start}-{end}"
+
+
+def _refusal(
+    letter: PartyAuthorization,
+    label: Label,
+    units: tuple[str, str, int, str, int, int],
+    on: dt.date,
+) -> tuple[Unconfirmed, str] | None:
+    named = f"{letter.party}'s letter {letter.letter_of_authorization!r}"
     if letter.status == "REVOKED":
-        return None, Unconfirmed.REVOKED, f"{named} was revoked (version {letter.version})"
+        return Unconfirmed.REVOKED, f"{named} was revoked (version {letter.version})"
     if not letter.in_force_on(on):
-        return None, Unconfirmed.NOT_IN_FORCE, f"{named} is not in force on {on.isoformat()}"
-    if not letter.covers(registry_id, project_id, vintage, series, start, end):
-        units = f"{registry_id} {project_id} vintage {vintage} units {series}:{start}-{end}"
-        return None, Unconfirmed.OUT_OF_SCOPE, f"{named} does not cover {units}"
+        return Unconfirmed.NOT_IN_FORCE, f"{named} is not in force on {on.isoformat()}"
+    if not letter.covers(*units):
+        return Unconfirmed.OUT_OF_SCOPE, f"{named} does not cover {_units(units)}"
     differs = letter.disagreement(label)
     if differs is not None:
-        return None, Unconfirmed.DISAGREES, f"{named}: {differs}"
-    return letter, None, ""
+        return Unconfirmed.DISAGREES, f"{named}: {differs}"
+    return None
 
 
 # -- the wire ------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ import asyncio
 import collections
 import contextlib
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
@@ -165,6 +165,28 @@ class ConsumerProcess(Generic[P]):
         the store's outbox; return counts by outcome."""
         raise NotImplementedError
 
+    async def idle(self) -> None:
+        """A fetch brought nothing: work that no consumed message causes may run here
+        (with :meth:`commit_aside`)."""
+
+    def side_partitions(self) -> list[int]:
+        """Outbox source partitions of messages no consumed message caused (negative
+        numbers by convention): produced by whoever takes over the partitions."""
+        return []
+
+    async def commit_aside(self, work: Callable[[], object]) -> None:
+        """Run ``work`` in one store transaction of its own, outside any batch, and
+        produce what it put in the outbox (queued under :meth:`side_partitions`)."""
+        async with self._handling:
+            self._collect_acks()
+            forget, self._acked = self._acked, {}
+            with self.store.transaction():
+                self.store.outbox_done(forget)
+                work()
+            outbox = self.store.last_outbox
+            futures = await self._send(outbox)
+            self._in_flight.append(asyncio.create_task(_through_when_acked(outbox, futures)))
+
     # -- the producer ------------------------------------------------------------------------
     async def _send(self, messages: Sequence[OutboxMessage]) -> list[asyncio.Future[Any]]:
         """Enqueue in order, in batches (per-partition order is kept)."""
@@ -211,7 +233,7 @@ class ConsumerProcess(Generic[P]):
             self._generation += 1
             await self._forget_acked()  # or they would count as pending below
             partitions = sorted(tp.partition for tp in assigned if tp.topic == self.topic)
-            while pending := self.store.outbox_pending(partitions):
+            while pending := self.store.outbox_pending(partitions + self.side_partitions()):
                 await asyncio.gather(*await self._send(pending))
                 self.store.outbox_done(through(pending))
                 log.info(f"{self.name}.outbox_recovered", messages=len(pending))
@@ -333,6 +355,7 @@ class ConsumerProcess(Generic[P]):
         if batch is None:
             async with self._handling:
                 await self._forget_acked()
+            await self.idle()
             return 0
         return await self.settle(batch)
 
@@ -383,6 +406,7 @@ class ConsumerProcess(Generic[P]):
                 if batch is None:
                     async with self._handling:
                         await self._forget_acked()
+                    await self.idle()
                 else:
                     await self.settle(batch)
         finally:

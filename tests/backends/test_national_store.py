@@ -6,12 +6,13 @@ from __future__ import annotations
 import pytest
 
 from adapters.national.memory import MemoryUnits
-from adapters.national.rules import Numbering, itmo_effect
+from adapters.national.rules import Numbering, itmo_effect, letter_effect
 from adapters.national.store import NationalStore, Query
+from gateway.contract.authorization import encode_authorization
 from gateway.contract.itmo_identifier import parse
 from gateway.contract.models import RegistryEvent
-from tests.support.national import STORY, Opener, apply_all, events
-from tests.unit.test_itmo_rules import NDC_ONLY, issue, transfer
+from tests.support.national import STORY, Opener, apply_all, events, ghana_letter
+from tests.unit.test_itmo_rules import GHANA_LOA, NDC_ONLY, issue, transfer
 
 
 def test_the_store_records_what_the_rules_say(ghana: NationalStore) -> None:
@@ -192,3 +193,43 @@ def test_units_read_ahead_and_changed_in_memory_match_the_rules_view(
     assert batched.counts() == one_by_one.counts()
     assert batched.records() == one_by_one.records()
     assert batched.digest() == one_by_one.digest()
+
+
+def test_claims_letters_and_their_effect_are_kept(ghana: NationalStore) -> None:
+    """No letter of Ghana's: the story's label is a claim. Ghana's letter, recorded once,
+    confirms it exactly as the rules over memory do; its revocation ends what was not
+    first transferred. The letters in force are read back from the store."""
+    ghana.letters_required = True
+    stream = events("GH-1", STORY)
+    memory = MemoryUnits({})
+    for e in stream:
+        memory.apply(e.registry_id, itmo_effect(e, memory, Numbering()))
+    assert apply_all(ghana, stream) == 4
+    assert ghana.actions() == [] and ghana.holdings() == []
+    assert [(b.unit_first, b.unit_last, b.state, b.holder_party) for b in ghana.itmos(Query())] == [
+        (1000, 1399, "CLAIMED", "CHE"),  # moved to Switzerland while claimed
+        (1400, 1499, "LAPSED", "GHA"),  # retired before any letter
+        (1500, 1999, "CLAIMED", "GHA"),
+    ]
+    letter = ghana_letter(GHANA_LOA)
+    with ghana.transaction():
+        assert ghana.record_letter(letter, encode_authorization(letter), "t/0/0")
+        assert not ghana.record_letter(letter, encode_authorization(letter), "t/0/1")
+        mine = ghana.apply_effect(letter_effect(letter, ghana, ghana.numbering))
+    memory.take_letter(letter)
+    assert ghana.actions() == [a for a in memory.actions if a.party == "GHA"] == mine
+    assert [a.action_type.value for a in mine] == [
+        "AUTHORIZATION", "FIRST_TRANSFER", "TRANSFER", "AUTHORIZATION", "FIRST_TRANSFER"
+    ]  # fmt: skip
+    assert ghana.letters() == {letter.key: letter}
+
+    revoked = letter.model_copy(update={"version": 2, "status": "REVOKED"})
+    with ghana.transaction():
+        assert ghana.record_letter(revoked, encode_authorization(revoked), "t/0/2")
+        ghana.apply_effect(letter_effect(revoked, ghana, ghana.numbering))
+    assert ghana.letters() == {letter.key: revoked}
+    assert [(b.unit_first, b.state) for b in ghana.itmos(Query())] == [
+        (1000, "FIRST_TRANSFERRED"),
+        (1400, "LAPSED"),
+        (1500, "FIRST_TRANSFERRED"),
+    ]  # fmt: skip  (first transferred at authorization: the ITMOs stand)

@@ -9,10 +9,13 @@ from dataclasses import dataclass, field
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from gateway.contract.attestation import GATEWAY_OWNER, Attester
+from gateway.contract.authorization import PartyAuthorization
 from gateway.contract.codec import default_codec
+from gateway.contract.itmo_message import PartySigner, party_owner
 from gateway.contract.keys import KeyRecord, KeyRing
 from gateway.contract.message import SignedMessage, header_value
 from gateway.keystore.private import generate
+from gateway.publishing.letters import publish_letters
 from gateway.service.consumer import Gateway
 from gateway.service.ledger.store import LedgerStore
 from gateway.streaming.topics import Topics, ensure_topics
@@ -47,12 +50,22 @@ class Harness:
     idempotence: bool | None = None  # None: as the broker allows (on for Apache Kafka)
     #: the gateway's attestation key: its verdicts are attested as in production
     identity: tuple[Attester, KeyRecord] = field(default_factory=gateway_identity)
+    #: the host Parties' keys that signed the letters published (:meth:`publish_letters`)
+    parties: dict[str, tuple[PartySigner, KeyRecord]] = field(default_factory=dict)
 
     @property
     def trust(self) -> KeyRing:
-        """The trust store a consumer of the verified topic uses: the registries' keys
-        and the gateway's."""
-        return KeyRing([*self.keys, self.identity[1]])
+        """The trust store a consumer of the verified topic uses: the registries' keys,
+        the gateway's and the Parties' that published letters."""
+        return KeyRing([*self.keys, self.identity[1], *(r for _, r in self.parties.values())])
+
+    async def publish_letters(self, *letters: PartyAuthorization) -> None:
+        """Each host Party's letters, signed with a key of that Party (made once)."""
+        for party in {letter.party for letter in letters} - set(self.parties):
+            private, record = generate(party_owner(party), T0)
+            self.parties[party] = (PartySigner(party, record.key_id, private), record)
+        signed = [(letter, self.parties[letter.party][0]) for letter in letters]
+        await publish_letters(self.broker.bootstrap_servers, self.topics.authorizations, signed)
 
     async def start(self) -> Harness:
         await ensure_topics(self.broker.bootstrap_servers, self.topics.all(), self.partitions)

@@ -3,17 +3,41 @@ events to a store the way the adapter does."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
 from adapters.national.rules import itmo_effect
 from adapters.national.store import NationalStore
+from gateway.contract.authorization import PartyAuthorization
 from gateway.contract.models import RegistryEvent
 from tests.factories import envelope
 from tests.unit.test_itmo_rules import GHANA_LOA, NDC_ONLY, issue, label, retire, transfer
 
 #: opens a store of the test's backend for a Party: (party, database name) → store
 Opener = Callable[[str, str], NationalStore]
+
+
+def ghana_letter(
+    loa: dict[str, Any], first_transfer: str = "USE_OR_CANCELLATION"
+) -> PartyAuthorization:
+    """Ghana's letter confirming a label of these stories (any of its projects at Verra),
+    on the label's terms; where the label says no first transfer, at use or cancellation
+    (the stories' units all reach another Party before either)."""
+    return PartyAuthorization(
+        party="GHA",
+        letter_of_authorization=loa["letter_of_authorization"],
+        cooperative_approach=loa["cooperative_approach"],
+        authorized_uses=loa["authorized_uses"],
+        first_transfer_definition=loa.get("first_transfer_definition") or first_transfer,
+        registry_id="verra",
+        valid_from=dt.date(2026, 1, 1),
+        issued_at=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+    )
+
+
+#: the letters that confirm every label of the stories
+LETTERS = (ghana_letter(GHANA_LOA), ghana_letter(NDC_ONLY))
 
 
 def events(

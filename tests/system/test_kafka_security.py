@@ -28,6 +28,7 @@ from adapters.national.consumer import NationalAdapter
 from adapters.national.store import open_national_store
 from gateway.contract.codec import default_codec
 from gateway.contract.keys import KeyRing
+from gateway.publishing.letters import publish_letters
 from gateway.publishing.publisher import make_producer
 from gateway.service.consumer import Gateway
 from gateway.service.ledger.backends import open_ledger
@@ -39,6 +40,7 @@ from ops.loadgen_itmo import party_keys
 from tests.conftest import RegistryKey
 from tests.support.emulator import serving
 from tests.support.harness import gateway_identity
+from tests.support.national import LETTERS
 from tests.system.test_national_adapter import signed_stream
 
 pytestmark = pytest.mark.kafka
@@ -106,12 +108,15 @@ async def test_each_role_does_its_part_over_sasl_ssl(secured: SecuredKafka, tmp_
     assert ledger.accepted_count() == len(stream) and ledger.rejected() == []
     ledger.close()
 
+    # Ghana publishes its letters with its own principal; they confirm the stories' labels
+    letters = [(letter, signers["GHA"]) for letter in LETTERS]
+    await publish_letters(secured.access("national-gha"), TOPICS.authorizations, letters)
     ghana = open_national_store(f"sqlite://{tmp_path / 'GHA.sqlite'}", "GHA")
     national = NationalAdapter(
         kafka=secured.access("national-gha"),
         store=ghana,
         topics=TOPICS,
-        keys=KeyRing([key.record, gateway_key]),
+        keys=KeyRing([key.record, gateway_key, *parties]),
         signer=signers["GHA"],
         idempotence=True,
     )

@@ -27,7 +27,7 @@ from ops.processes import trust_store
 from tests.conftest import RegistryKey
 from tests.support.brokers import Broker
 from tests.support.harness import Harness, read_to_end
-from tests.support.national import NDC_FLOW, REVOKED, STORY, Opener, events
+from tests.support.national import LETTERS, NDC_FLOW, REVOKED, STORY, Opener, events
 from tests.system.test_cli import crg
 from tests.unit.test_itmo_rules import GHANA_LOA, issue
 
@@ -48,6 +48,7 @@ async def verified(broker: Broker, tmp_path: Path) -> AsyncIterator[Harness]:
     key = RegistryKey("verra")
     ledger = open_ledger(f"sqlite://{tmp_path / 'ledger.sqlite'}")
     harness = await Harness(broker, ledger, KeyRing([key.record])).start()
+    await harness.publish_letters(*LETTERS)  # Ghana's letters confirm the stories' labels
     await harness.send(*signed_stream(key))
     await harness.drain()
     yield harness

@@ -14,6 +14,7 @@ from ops.processes import trust_store
 from tests.conftest import RegistryKey
 from tests.support.brokers import Broker
 from tests.support.harness import Harness, read_to_end
+from tests.support.national import LETTERS
 from tests.system.test_cli import crg
 from tests.system.test_national_adapter import run_adapter, signed_stream
 
@@ -24,7 +25,8 @@ async def test_replays_reconcile_and_change_nothing(broker: Broker, tmp_path: Pa
     key = RegistryKey("verra")
     ledger = open_ledger(f"sqlite://{data / 'gateway' / 'ledger.sqlite'}")
     harness = await Harness(broker, ledger, KeyRing([key.record]), topics=Topics(prefix)).start()
-    trust_store(data, [key.record, harness.identity[1]])  # the live gateway's key too
+    await harness.publish_letters(*LETTERS)  # Ghana's letters confirm the stories' labels
+    trust_store(data, list(harness.trust))  # the live gateway's key and Ghana's too
     await harness.send(*signed_stream(key))
     await harness.drain()
     await harness.stop()

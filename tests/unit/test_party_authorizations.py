@@ -179,11 +179,21 @@ def test_a_matching_label_is_confirmed() -> None:
     assert confirmation(label(), latest([letter()]), **UNITS) == (letter(), None, "")
 
 
+def test_a_label_naming_no_letter_is_confirmed_by_the_first_letter_that_covers_it() -> None:
+    narrow = letter(letter_of_authorization="GHA-LOA-2026-000", project_ids=["VCS-9"])
+    wide = letter(letter_of_authorization="GHA-LOA-2026-005", project_ids=[])
+    swiss = letter(party="CHE", letter_of_authorization="CHE-1", project_ids=[])
+    letters = latest([wide, swiss, narrow, letter()])
+    found, _, _ = confirmation(label(letter_of_authorization=None), letters, **UNITS)
+    assert found == letter()  # GHA-LOA-2026-001: the first by reference that covers
+
+
 @pytest.mark.parametrize(
     ("letters", "the_label", "units", "why"),
     [
         ([], label(), {}, Unconfirmed.UNKNOWN),
-        ([letter()], label(letter_of_authorization=None), {}, Unconfirmed.NO_LETTER),
+        ([letter()], label(letter_of_authorization=None), {"vintage": 2020}, Unconfirmed.NO_LETTER),
+        ([], label(letter_of_authorization=None), {}, Unconfirmed.NO_LETTER),
         ([letter()], label(letter_of_authorization="GHA-LOA-9"), {}, Unconfirmed.UNKNOWN),
         ([letter(), letter(version=2, status="REVOKED")], label(), {}, Unconfirmed.REVOKED),
         ([letter()], label(), {"on": dt.date(2027, 1, 1)}, Unconfirmed.NOT_IN_FORCE),

@@ -6,8 +6,10 @@ sample's, so the two feeds never touch. Deterministic: the same drafts every run
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
+from gateway.contract.authorization import PartyAuthorization
 from gateway.publishing.sources import Draft
 
 PROJECT = "GH-DEMO-1"
@@ -22,6 +24,24 @@ LABEL: dict[str, Any] = {
     "first_transfer_definition": "AUTHORIZATION",
     "cooperative_approach": "CA0007",
 }
+
+
+def story_letter(registry: str = "verra") -> PartyAuthorization:
+    """Ghana's letter of authorization that confirms the story's label: the project, its
+    2025 vintage, the uses and first-transfer definition the label states."""
+    return PartyAuthorization(
+        party="GHA",
+        letter_of_authorization=LABEL["letter_of_authorization"],
+        cooperative_approach=LABEL["cooperative_approach"],
+        authorized_uses=LABEL["authorized_uses"],
+        first_transfer_definition=LABEL["first_transfer_definition"],
+        registry_id=registry,
+        project_ids=(PROJECT,),
+        vintage_first=2025,
+        vintage_last=2025,
+        valid_from=dt.date(2026, 1, 1),
+        issued_at=dt.datetime(2026, 2, 1, 9, 0, tzinfo=dt.UTC),
+    )
 
 
 def _block(start: int, end: int) -> dict[str, Any]:
