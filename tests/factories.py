@@ -134,8 +134,12 @@ def event(payload: dict[str, Any] | None = None, **overrides: Any) -> RegistryEv
 
 # --- hypothesis strategies: arbitrary valid events ---------------------------------------
 
-text = st.text(min_size=1, max_size=40)
-opt_text = st.none() | st.text(max_size=40)
+#: what the model takes: any text but C0 controls other than tab, LF, CR, and DEL
+_chars = st.characters(codec="utf-8", exclude_characters="".join(
+    chr(c) for c in [*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F]
+))  # fmt: skip
+text = st.text(_chars, min_size=1, max_size=40)
+opt_text = st.none() | st.text(_chars, max_size=40)
 party = st.sampled_from(PARTIES)
 day = st.dates(min_value=dt.date(1990, 1, 1), max_value=dt.date(2100, 12, 31))
 unit_no = st.integers(min_value=0, max_value=2**62)
@@ -147,7 +151,7 @@ def serial_blocks(draw: st.DrawFn) -> dict[str, Any]:
     size = draw(st.integers(min_value=1, max_value=10**9))
     return {
         "serial": draw(text),
-        "series": draw(st.text(max_size=20)),
+        "series": draw(st.text(_chars, max_size=20)),
         "start": start,
         "end": start + size - 1,
     }
@@ -207,7 +211,7 @@ def payloads(draw: st.DrawFn, project_id: str) -> dict[str, Any]:
                 "project_id": project_id,
                 "name": draw(opt_text),
                 "host_party": draw(party),
-                "methodology": draw(st.text(max_size=20)),
+                "methodology": draw(st.text(_chars, max_size=20)),
                 "sector": draw(opt_text),
             },
             "vintage_start": v1,

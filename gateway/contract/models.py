@@ -8,6 +8,7 @@ are the JSON form of an event and convert to and from the Avro record losslessly
 from __future__ import annotations
 
 import datetime as dt
+import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -20,6 +21,7 @@ from pydantic import (
     PlainSerializer,
     SerializationInfo,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -55,8 +57,31 @@ Count = Annotated[int, Field(ge=1, le=MAX_LONG)]
 UnitNumber = Annotated[int, Field(ge=0, le=MAX_LONG)]
 
 
+#: C0 control characters but tab, line feed and carriage return, and DEL: no registry
+#: text needs them, PostgreSQL refuses NUL in text, spreadsheets refuse the rest
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _no_controls(value: Any) -> Any:
+    if isinstance(value, str):
+        found = _CONTROL.search(value)
+        if found:
+            raise ValueError(
+                f"control character U+{ord(found.group()):04X} at position {found.start()}"
+            )
+    elif isinstance(value, tuple | list):
+        for item in value:
+            _no_controls(item)
+    return value
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_enum_values=True)
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_control_characters(cls, value: Any) -> Any:
+        return _no_controls(value)
 
 
 class LabelKind(StrEnum):

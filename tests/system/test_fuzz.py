@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from gateway.contract.codec import default_codec
 from gateway.contract.keys import KeyRing
 from gateway.contract.message import HEADER_KEY_ID, HEADER_SIGNATURE, SignedMessage
 from gateway.contract.signing import encode_signature, sign
@@ -117,4 +118,39 @@ async def test_hostile_messages_are_all_rejected(broker: Broker, tmp_path: Path)
         "undecodable.bad_marker",
         "undecodable.unknown_schema",
     } <= set(reasons)
+    ledger.close()
+
+
+async def test_control_characters_are_rejected_and_the_gateway_goes_on_on_postgresql(
+    broker: Broker, pg_url: str
+) -> None:
+    """A NUL in a string made PostgreSQL refuse the ledger row and stopped the gateway, on
+    every restart. Validly signed events carrying C0 controls in any string are rejected
+    ``model_invalid``; the good events around them are accepted."""
+    key = RegistryKey("verra", valid_from=T0)
+    valid = mixed_stream({"verra": key}, 20, seed=5)
+    codec = default_codec()
+    poisoned: list[Message] = []
+    for n, (field, poison) in enumerate(
+        [("event_id", "nul\x00event"), ("project_id", "p\x00"), ("event_id", "esc\x1b[2J")]
+    ):
+        record = codec.decode(valid[n].value)
+        record[field] = poison
+        value = codec.encode(record)
+        poisoned.append((valid[n].key, value, [
+            (HEADER_KEY_ID, key.key_id.encode()),
+            (HEADER_SIGNATURE, encode_signature(sign(key.private, value))),
+        ]))  # fmt: skip
+    ledger = open_ledger(pg_url)
+    harness = await Harness(broker, ledger, KeyRing([key.record]), partitions=1).start()
+    try:
+        await harness.send(*poisoned, *valid)
+        await harness.drain()
+    finally:
+        await harness.stop()
+    assert harness.gateway is not None and harness.gateway.processed == harness.sent
+    reasons = Counter(r.reason for r in ledger.rejected(limit=100))
+    assert reasons["model_invalid"] == len(poisoned)
+    assert ledger.accepted_count() + sum(reasons.values()) == harness.sent
+    assert ledger.accepted_count() > 0
     ledger.close()

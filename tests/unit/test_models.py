@@ -137,3 +137,39 @@ def test_json_model_avro_json_is_lossless(original: RegistryEvent) -> None:
     from_avro = RegistryEvent.from_avro(codec.decode(codec.encode(from_json.to_avro())))
     assert from_avro == original
     assert json.loads(from_avro.model_dump_json()) == json.loads(text)
+
+
+POISON = ["nul\x00event", "tab\x0bvertical", "esc\x1b[2J", "del\x7f", "\x01"]
+
+
+@pytest.mark.parametrize("poison", POISON)
+@pytest.mark.parametrize(
+    "path",
+    [
+        ("event_id",),
+        ("payload", "account"),
+        ("payload", "unit_type"),
+        ("payload", "project", "name"),
+        ("payload", "serial_block", "serial"),
+        ("payload", "labels", 0, "text"),
+        ("payload", "labels", 0, "letter_of_authorization"),
+    ],
+)
+def test_control_characters_are_refused_in_every_string(
+    path: tuple[str | int, ...], poison: str
+) -> None:
+    """A NUL in a string made PostgreSQL refuse the row and stopped the gateway on every
+    restart; other C0 controls break spreadsheets and terminals. Each is a model error."""
+    data = envelope(issued(labels=[{"kind": "OTHER", "text": "x", "letter_of_authorization": "L"}]))
+    target: Any = data
+    for step in path[:-1]:
+        target = target[step]
+    target[path[-1]] = poison
+    with pytest.raises(ValidationError, match="control character"):
+        RegistryEvent.model_validate(data)
+
+
+def test_tab_and_line_breaks_in_free_text_are_kept() -> None:
+    data = envelope(issued())
+    data["payload"]["project"]["name"] = "Clean\tCooking\r\nGhana"
+    assert RegistryEvent.model_validate(data).payload.project.name == "Clean\tCooking\r\nGhana"
