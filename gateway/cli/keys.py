@@ -17,7 +17,7 @@ from gateway.config import Settings
 from gateway.contract.attestation import GATEWAY_OWNER
 from gateway.contract.errors import KeyUnknown
 from gateway.contract.itmo_message import party_owner
-from gateway.contract.keys import KeyRecord, make_key_id
+from gateway.contract.keys import REGISTRY_ID, KeyRecord, make_key_id
 from gateway.keystore import open_key_storage
 from gateway.keystore.private import generate, private_key_path, write_private_key
 
@@ -42,7 +42,7 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_generate)
 
     p = keys.add_parser("register", help="register a registry's public key")
-    p.add_argument("--registry", required=True)
+    p.add_argument("--registry", required=True, type=registry_id)
     p.add_argument("--public-key", required=True, help="raw 32-byte key, base64")
     p.add_argument("--key-id", help="default: derived from registry, date and key")
     p.add_argument("--valid-from", default=None)
@@ -61,16 +61,25 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=cmd_revoke)
 
     p = keys.add_parser("list", help="registered public keys")
-    p.add_argument("--registry")
+    p.add_argument("--registry", type=registry_id)
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=cmd_list)
+
+
+def registry_id(text: str) -> str:
+    """An argument naming a registry: its id as events carry it."""
+    if not REGISTRY_ID.match(text):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a registry id (lower-case letters, digits, '.', '_', '-')"
+        )
+    return text
 
 
 def _owner(parser: argparse.ArgumentParser) -> None:
     """Whose key: a registry's (signs its events), the gateway's (attests verdicts) or a
     Party's (signs its ITMO actions)."""
     owner = parser.add_mutually_exclusive_group(required=True)
-    owner.add_argument("--registry", help="a registry id, e.g. verra")
+    owner.add_argument("--registry", type=registry_id, help="a registry id, e.g. verra")
     owner.add_argument(
         "--gateway",
         dest="registry",

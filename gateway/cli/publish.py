@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any, TextIO
 
 from gateway.assembly import choose_signer, publish_items
+from gateway.cli.keys import registry_id
 from gateway.config import Settings
 from gateway.publishing.publisher import PublishReport
 from gateway.publishing.sources import SourceItem
@@ -27,7 +28,12 @@ def register(sub: Any) -> None:
     p = sub.add_parser("publish", help="sign and send events (JSON lines or a registry export)")
     p.add_argument("input", help="file to read, or - for standard input")
     p.add_argument("--format", choices=sorted(FORMATS), default="jsonl")
-    p.add_argument("--registry", required=True, help="registry id the events are published as")
+    p.add_argument(
+        "--registry",
+        required=True,
+        type=registry_id,
+        help="registry id the events are published as",
+    )
     p.add_argument("--key-id", help="signing key (default: the registry's active key on disk)")
     p.add_argument("--topic", help="default: the raw events topic")
     p.add_argument(

@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaProducer
 
 from gateway.assembly import open_gateway_ledger, open_international
 from gateway.cli.errors import CommandError
+from gateway.cli.text import shown
 from gateway.config import Settings
 from gateway.contract.codec import default_codec
 from gateway.contract.errors import ContractError
@@ -62,8 +63,10 @@ def cmd_actions(args: argparse.Namespace, settings: Settings) -> int:
             print(json.dumps(s.__dict__, sort_keys=True))
         else:
             print(
-                f"{s.recorded_at}  {s.party}  {s.action_type:<22} {s.action_id}  "
-                f"HTTP {s.status} {s.answer.get('error', '')}: {s.answer.get('message', '')}"
+                shown(
+                    f"{s.recorded_at}  {s.party}  {s.action_type:<22} {s.action_id}  "
+                    f"HTTP {s.status} {s.answer.get('error', '')}: {s.answer.get('message', '')}"
+                )
             )
     if not args.json:
         print(f"{len(refused)} refused action(s)")
@@ -117,8 +120,10 @@ def cmd_list(args: argparse.Namespace, settings: Settings) -> int:
     for r in records:
         done = f" (reprocessed {r.reprocessed_at})" if r.reprocessed_at else ""
         print(
-            f"{r.id:>6} {r.received_at} {r.reason:<28} {r.registry_id or '-':<14} "
-            f"{r.event_id or '-'}: {r.message}{done}"
+            shown(
+                f"{r.id:>6} {r.received_at} {r.reason:<28} {r.registry_id or '-':<14} "
+                f"{r.event_id or '-'}: {r.message}{done}"
+            )
         )
     if not records:
         print("no rejected events match")
@@ -133,17 +138,18 @@ def cmd_show(args: argparse.Namespace, settings: Settings) -> int:
         ledger.close()
     if record is None:
         raise CommandError(f"no rejected event with id {args.id}")
-    print(f"id:          {record.id}\nreason:      {record.reason}\nmessage:     {record.message}")
-    print(f"registry:    {record.registry_id}\nevent id:    {record.event_id}")
-    print(f"source:      {record.source}\nreceived at: {record.received_at}")
+    print(f"id:          {record.id}\nreason:      {record.reason}")
+    print(f"message:     {shown(record.message)}")
+    print(f"registry:    {shown(record.registry_id)}\nevent id:    {shown(record.event_id)}")
+    print(f"source:      {shown(record.source)}\nreceived at: {record.received_at}")
     print(f"bytes:       {len(record.value)}")
     for key, value in record.headers:
-        print(f"header {key}: {value.decode('utf-8', errors='replace')}")
+        print(f"header {shown(key)}: {shown(value.decode('utf-8', errors='replace'))}")
     try:
         event = RegistryEvent.from_avro(default_codec().decode(record.value))
-        print("event:\n" + event.model_dump_json(indent=2))
+        print("event:\n" + shown(event.model_dump_json(indent=2)))
     except (ContractError, ValueError) as exc:
-        print(f"value does not decode: {exc}\nfirst bytes: {record.value[:64].hex()}")
+        print(f"value does not decode: {shown(exc)}\nfirst bytes: {record.value[:64].hex()}")
     return 0
 
 

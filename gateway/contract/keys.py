@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -43,6 +44,23 @@ def _parse(value: str | None) -> dt.datetime | None:
     return parsed.astimezone(dt.UTC)
 
 
+#: who may own a key: a registry (its id, as events carry it), the gateway
+#: (``crg:gateway``) or a Party (``party:GHA``); a key id is written from its owner
+REGISTRY_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+KEY_OWNER = re.compile(r"^(?:[a-z0-9][a-z0-9._-]{0,63}|crg:gateway|party:[A-Z]{3})$")
+KEY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+
+
+def check_owner(owner: str) -> str:
+    """``owner`` if it can own a key; else ValueError (ids reach file names and URLs)."""
+    if not KEY_OWNER.match(owner):
+        raise ValueError(
+            f"{owner!r} cannot own a key: a registry id is lower-case letters, digits, '.', "
+            "'_' and '-' (at most 64), or crg:gateway, or party:<alpha-3>"
+        )
+    return owner
+
+
 @dataclass(frozen=True)
 class KeyRecord:
     """A registry's public key with its validity window. Holds no private material."""
@@ -56,6 +74,9 @@ class KeyRecord:
     revocation_reason: str | None = None
 
     def __post_init__(self) -> None:
+        check_owner(self.registry_id)
+        if not KEY_ID.match(self.key_id) or ".." in self.key_id:
+            raise ValueError(f"{self.key_id!r} is not a key id (letters, digits, . _ : -)")
         if len(self.public_key) != 32:
             raise ValueError("an Ed25519 public key is 32 bytes")
         for name in ("valid_from", "valid_until", "revoked_at"):

@@ -36,7 +36,11 @@ def generate(registry_id: str, now: dt.datetime) -> tuple[Ed25519PrivateKey, Key
 
 
 def private_key_path(directory: Path, key_id: str) -> Path:
-    return directory / f"{key_id}.pem"
+    """Where a key's private half lives: always a file directly in ``directory``."""
+    path = directory / f"{key_id}.pem"
+    if "/" in key_id or "\\" in key_id or key_id.startswith(".") or path.parent != directory:
+        raise ValueError(f"{key_id!r} cannot name a private key file")
+    return path
 
 
 def write_private_key(path: Path, key: Ed25519PrivateKey) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
 import os
 import stat
@@ -12,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from gateway.contract.keys import KeyRecord
+from gateway.keystore.private import private_key_path
 from tests.factories import envelope, issued
 from tests.support.brokers import BROKERS, Broker
 
@@ -247,3 +250,31 @@ def test_up_once_runs_the_feed_end_to_end_and_a_second_run_changes_nothing(
     else:  # everything published again, judged again, changing nothing
         assert "147 new; 147 on crg.registry.events" in again.stdout
         assert "through: judged 149, verified 0, actions 0, answered 0" in again.stdout
+
+
+def test_a_registry_id_cannot_lead_a_key_out_of_its_folder(tmp_path: Path) -> None:
+    """``--registry ../../../escaped`` wrote a private key outside the key folder."""
+    data = tmp_path / "deep" / "data"
+    for args in (
+        ["keys", "generate", "--registry", "../../../escaped", "--register"],
+        ["keys", "generate", "--registry", "verra/../../x"],
+        ["keys", "register", "--registry", "..", "--public-key", "A" * 43 + "="],
+        ["publish", "--registry", "../x", "-"],
+    ):
+        done = crg(data, *args, stdin="")
+        assert done.returncode == 2, (args, done.stdout, done.stderr)
+        assert "not a registry id" in done.stderr
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_key_records_and_key_files_refuse_names_that_are_not_ids(tmp_path: Path) -> None:
+    public = bytes(32)
+    when = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    for owner, key_id in (("../x", "x-1"), ("verra", "../../x"), ("verra", "a/b"),
+                          ("Verra", "v-1"), ("party:gha", "p-1")):  # fmt: skip
+        with pytest.raises(ValueError):
+            KeyRecord(owner, key_id, public, when)
+    for key_id in ("../x", "a/b", ".hidden"):
+        with pytest.raises(ValueError):
+            private_key_path(tmp_path, key_id)
+    assert private_key_path(tmp_path, "party:GHA-20260101-abcd").parent == tmp_path

@@ -83,3 +83,31 @@ async def test_list_show_and_reprocess_after_late_key_registration(
     everything = json.loads(crg(tmp_path, harness, "rejected", "list", "--all", "--json").stdout)
     assert [r["reprocessed_at"] is not None for r in everything] == [True]
     ledger.close()
+
+
+async def test_what_a_sender_wrote_reaches_the_terminal_escaped(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """Anyone who can write the raw topic chooses a rejected event's headers and bytes:
+    ``crg rejected list`` and ``show`` print escape sequences as text, never raw."""
+    ledger = open_ledger(f"sqlite://{tmp_path / 'gateway' / 'ledger.sqlite'}")
+    harness = await Harness(broker, ledger, KeyRing()).start()
+    hostile = [
+        ("crg_key_id", b"\x1b]0;owned\x07\x1b[2J"),
+        ("crg_signature", b"AAAA"),
+        ("x-\x1b[31mred", b"\x9b2J\xe2\x80\xae"),
+    ]
+    await harness.send((b"k\x1b[2J", b"\x1b[2J not avro", hostile))
+    await harness.drain()
+    await harness.stop()
+    ledger.close()
+    listed = crg(tmp_path, harness, "rejected", "list")
+    assert listed.returncode == 0, listed.stderr
+    (line,) = [x for x in listed.stdout.splitlines() if x.strip()[:1].isdigit()]
+    shown = crg(tmp_path, harness, "rejected", "show", line.split()[0])
+    assert shown.returncode == 0, shown.stderr
+    for out in (listed.stdout, shown.stdout):
+        assert "\x1b" not in out and "\x07" not in out and "\x9b" not in out
+        assert "\u202e" not in out
+    assert "\\x1b]0;owned\\x07" in shown.stdout
+    assert "x-\\x1b[31mred" in shown.stdout
