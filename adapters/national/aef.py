@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
 from gateway.contract.itmo import AEF_ACTION_TYPE, ActionType, ItmoAction
 
@@ -285,15 +287,37 @@ def _in_year(a: ItmoAction, year: int) -> bool:
     return f"{year:04d}" <= a.occurred_at[:4] <= f"{year:04d}"
 
 
+#: what a spreadsheet reads as the start of a formula (OWASP, "CSV injection")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _xlsx_cell(sheet: Any, value: Any) -> Any:
+    """Text stays text: never a formula, whatever it starts with (registry text such as
+    a beneficiary or a letter reference comes from outside); characters XML cannot hold
+    are replaced, not allowed to abort the whole export."""
+    if not isinstance(value, str):
+        return value
+    cell = WriteOnlyCell(sheet, ILLEGAL_CHARACTERS_RE.sub("\ufffd", value))
+    cell.data_type = "s"
+    return cell
+
+
 def write_xlsx(path: Path, data: dict[str, list[list[Any]]]) -> None:
 
     book = Workbook(write_only=True)
     for name, rows in data.items():
         sheet = book.create_sheet(SHEETS[name])
         for row in rows:
-            sheet.append(row)
+            sheet.append([_xlsx_cell(sheet, v) for v in row])
     path.parent.mkdir(parents=True, exist_ok=True)
     book.save(path)
+
+
+def _csv_cell(value: Any) -> Any:
+    """A text cell a spreadsheet would run as a formula gets a leading apostrophe."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
 
 
 def write_csv(directory: Path, data: dict[str, list[list[Any]]]) -> list[Path]:
@@ -302,6 +326,6 @@ def write_csv(directory: Path, data: dict[str, list[list[Any]]]) -> list[Path]:
     for name, rows in data.items():
         path = directory / f"{SHEETS[name].replace(' ', '_').replace('.', '')}.csv"
         with path.open("w", newline="", encoding="utf-8") as out:
-            csv.writer(out).writerows(rows)
+            csv.writer(out).writerows([_csv_cell(v) for v in row] for row in rows)
         written.append(path)
     return written

@@ -262,3 +262,19 @@ def test_ndc_flow_revocation_and_split_in_the_aef(open_party) -> None:  # type: 
         ]
         == 200
     )
+
+
+def test_registry_text_never_becomes_a_formula_nor_aborts_the_export(tmp_path: Path) -> None:
+    """A beneficiary or letter reference such as ``=HYPERLINK(…)`` was stored as a live
+    formula in the XLSX; one vertical tab aborted the whole export."""
+    hostile = ['=HYPERLINK("http://x.invalid","open")', "+1+1", "@SUM(A1)", "LoA\x0bref", "ok"]
+    data = {"entities": [["header"] * len(hostile), hostile]}
+    write_xlsx(tmp_path / "aef.xlsx", data)
+    sheet = load_workbook(tmp_path / "aef.xlsx")[SHEETS["entities"]]
+    cells = list(sheet.iter_rows(min_row=2))[0]
+    assert [c.data_type for c in cells] == ["s"] * len(hostile)
+    assert [c.value for c in cells] == [*hostile[:3], "LoA\ufffdref", "ok"]
+    (path,) = write_csv(tmp_path / "csv", data)
+    with path.open(encoding="utf-8") as f:
+        row = list(csv.reader(f))[1]
+    assert row[:3] == ["'" + v for v in hostile[:3]] and row[4] == "ok"
