@@ -271,7 +271,7 @@ def test_registry_text_never_becomes_a_formula_nor_aborts_the_export(tmp_path: P
     data = {"entities": [["header"] * len(hostile), hostile]}
     write_xlsx(tmp_path / "aef.xlsx", data)
     sheet = load_workbook(tmp_path / "aef.xlsx")[SHEETS["entities"]]
-    cells = list(sheet.iter_rows(min_row=2))[0]
+    (cells,) = sheet.iter_rows(min_row=2)
     assert [c.data_type for c in cells] == ["s"] * len(hostile)
     assert [c.value for c in cells] == [*hostile[:3], "LoA\ufffdref", "ok"]
     (path,) = write_csv(tmp_path / "csv", data)
