@@ -162,7 +162,11 @@ def cmd_revoke(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError(str(exc)) from None
     revoked = replace(record, revoked_at=_when(args.at), revocation_reason=args.reason)
     storage.save([revoked])
-    print(f"revoked {revoked.key_id} at {revoked.revoked_at:%Y-%m-%dT%H:%M:%SZ}")
+    kept = storage.load().get(record.key_id)
+    assert kept.revoked_at is not None
+    print(f"revoked {kept.key_id} at {kept.revoked_at:%Y-%m-%dT%H:%M:%SZ}")
+    if kept.revoked_at != revoked.revoked_at:
+        print("(it was revoked earlier already: a revocation only ever moves earlier)")
     return 0
 
 

@@ -144,6 +144,32 @@ def make_key_id(registry_id: str, public_key: bytes, created: dt.datetime) -> st
     return f"{registry_id}-{created:%Y%m%d}-{hashlib.sha256(public_key).hexdigest()[:8]}"
 
 
+def _earliest(a: dt.datetime | None, b: dt.datetime | None) -> dt.datetime | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _tightened(existing: KeyRecord, new: KeyRecord) -> KeyRecord:
+    """``existing`` with what ``new`` may change of it (:meth:`KeyRing.put`)."""
+    if new.registry_id != existing.registry_id:
+        raise ValueError(
+            f"key id {new.key_id} belongs to {existing.registry_id!r}: a key id never changes owner"
+        )
+    if new.public_key != existing.public_key:
+        raise ValueError(f"key id {new.key_id} is already registered with another key")
+    revoked_at = _earliest(existing.revoked_at, new.revoked_at)
+    reason = (
+        new.revocation_reason
+        if revoked_at is not None and revoked_at == new.revoked_at != existing.revoked_at
+        else existing.revocation_reason
+    )
+    return replace(
+        existing,
+        valid_until=_earliest(existing.valid_until, new.valid_until),
+        revoked_at=revoked_at,
+        revocation_reason=reason,
+    )
+
+
 class KeyRing:
     """The known public keys of every registry, in memory; the pure part of the key store."""
 
@@ -153,13 +179,25 @@ class KeyRing:
         for record in records:
             self.put(record)
 
-    def put(self, record: KeyRecord) -> None:
-        """Add or replace a record (same key id must keep the same public key)."""
+    def put(self, record: KeyRecord) -> KeyRecord:
+        """Add a record, or merge it into the one of the same key id; return what is kept.
+
+        The trust store only ever tightens: a key id keeps its owner and its public key;
+        one public key belongs to one owner; a revocation can move earlier, never later
+        nor away (registering the key again keeps it revoked); the end of validity can be
+        set or moved earlier, never later nor away. Anything else is a ValueError."""
         existing = self._records.get(record.key_id)
-        if existing is not None and existing.public_key != record.public_key:
-            raise ValueError(f"key id {record.key_id} is already registered with another key")
+        if existing is not None:
+            record = _tightened(existing, record)
+        for other in self._records.values():
+            if other.public_key == record.public_key and other.registry_id != record.registry_id:
+                raise ValueError(
+                    f"this public key is registered for {other.registry_id!r} ({other.key_id}):"
+                    f" one key belongs to one owner"
+                )
         self._records[record.key_id] = record
         self._public[record.key_id] = verifier(record.public_key)
+        return record
 
     def get(self, key_id: str) -> KeyRecord:
         try:

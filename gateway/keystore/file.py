@@ -25,6 +25,8 @@ class FileKeyStorage:
         return KeyRing(KeyRecord.from_json(item) for item in data["keys"])
 
     def save(self, records: list[KeyRecord]) -> None:
+        """Merge ``records`` by :meth:`KeyRing.put`'s rules (the store only tightens) and
+        replace the file atomically: all or none."""
         ring = self.load()
         for record in records:
             ring.put(record)

@@ -43,10 +43,14 @@ class PostgresKeyStorage:
 
     def load(self) -> KeyRing:
         with self._connect() as conn:
-            rows = conn.execute(
-                "SELECT registry_id, key_id, public_key, valid_from, valid_until, revoked_at,"
-                " revocation_reason FROM crg_registry_keys"
-            ).fetchall()
+            return self._ring(conn)
+
+    @staticmethod
+    def _ring(conn: psycopg.Connection[tuple[object, ...]]) -> KeyRing:
+        rows = conn.execute(
+            "SELECT registry_id, key_id, public_key, valid_from, valid_until, revoked_at,"
+            " revocation_reason FROM crg_registry_keys"
+        ).fetchall()
         return KeyRing(
             KeyRecord(
                 registry_id=str(r[0]),
@@ -61,8 +65,12 @@ class PostgresKeyStorage:
         )
 
     def save(self, records: list[KeyRecord]) -> None:
+        """Merge ``records`` into the stored ones by :meth:`KeyRing.put`'s rules (the store
+        only tightens), all or none; writers take turns on the table."""
         with self._connect() as conn, conn.transaction():
-            for r in records:
+            conn.execute("LOCK TABLE crg_registry_keys IN SHARE ROW EXCLUSIVE MODE")
+            ring = self._ring(conn)
+            for r in [ring.put(record) for record in records]:
                 cur = conn.execute(
                     UPSERT,
                     (

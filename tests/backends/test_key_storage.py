@@ -94,3 +94,29 @@ def test_private_key_encrypted_with_passphrase(
     monkeypatch.setenv("CRG_KEY_PASSPHRASE", "wrong")
     with pytest.raises(ValueError):
         load_private_key(path)
+
+
+def test_the_store_only_tightens(storage_factory: Callable[[], KeyStorage]) -> None:
+    """Registering a revoked key again silently undid its revocation; a key id could move
+    to another registry; one public key could serve two registries; revoking again could
+    move the revocation later. Each is refused or kept as it was."""
+    storage = storage_factory()
+    key = RegistryKey("verra")
+    storage.save([key.record])
+    early = key.record.valid_from + dt.timedelta(days=30)
+    storage.save([replace(key.record, revoked_at=early, revocation_reason="leak")])
+    storage.save([key.record])  # registered again, as first: still revoked
+    later = replace(key.record, revoked_at=early + dt.timedelta(days=9))
+    storage.save([later])  # revoked again, later: the earlier revocation stands
+    kept = storage.load().get(key.key_id)
+    assert (kept.revoked_at, kept.revocation_reason) == (early, "leak")
+    with pytest.raises(ValueError, match="never changes owner"):
+        storage.save([replace(key.record, registry_id="gold-standard")])
+    with pytest.raises(ValueError, match="one key belongs to one owner"):
+        storage.save([replace(key.record, registry_id="acr", key_id="acr-1")])
+    closed = replace(key.record, valid_until=early)
+    storage.save([closed])
+    storage.save([replace(key.record, valid_until=early + dt.timedelta(days=1))])
+    storage.save([key.record])  # no end given: the end stays
+    assert storage.load().get(key.key_id).valid_until == early
+    assert len(storage.load()) == 1
