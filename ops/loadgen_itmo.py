@@ -20,15 +20,26 @@ BLOCK = 100
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 
-def _action(n: int, kind: ActionType, party: str, lo: int, hi: int, **extra: object) -> ItmoAction:
-    moment = utc_text(T0 + dt.timedelta(seconds=n))
+def _action(
+    n: int,
+    kind: ActionType,
+    party: str,
+    lo: int,
+    hi: int,
+    event: int | None = None,
+    **extra: object,
+) -> ItmoAction:
+    """Action ``n``, caused by registry event ``event`` (by default its own number: the
+    two sides of a transfer between Parties share theirs, as the rules make them)."""
+    e = n if event is None else event
+    moment = utc_text(T0 + dt.timedelta(seconds=e))
     return ItmoAction(
-        action_id=action_id("verra", f"e{n}", kind, party, "", lo),
+        action_id=action_id("verra", f"e{e}", kind, party, "", lo),
         party=party,
         action_type=kind,
         subtype=None,
         occurred_at=moment,
-        event_id=f"e{n}",
+        event_id=f"e{e}",
         registry_id="verra",
         project_id=f"P{lo // BLOCK}",
         cooperative_approach="CA0001",
@@ -65,8 +76,9 @@ def action_stream(n: int, seed: int = 11) -> list[ItmoAction]:
                 _action(len(out), ActionType.FIRST_TRANSFER, "GHA", lo, mid, acquiring_party="CHE")
             )
             out.append(
-                _action(len(out), ActionType.ACQUISITION, "CHE", lo, mid, transferring_party="GHA")
-            )
+                _action(len(out), ActionType.ACQUISITION, "CHE", lo, mid, event=len(out) - 1,
+                        transferring_party="GHA")
+            )  # fmt: skip
             out.append(
                 _action(
                     len(out), ActionType.USE_NDC, "CHE", lo, mid, using_party="CHE", ndc_year=2026

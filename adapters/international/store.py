@@ -47,6 +47,21 @@ class Submitted:
     recorded_at: str
 
 
+def _held(binary: str) -> str:
+    return f"""
+CREATE TABLE IF NOT EXISTS held_actions (
+    party      TEXT NOT NULL,
+    partition  INTEGER NOT NULL,
+    offset_no  BIGINT NOT NULL,
+    source     TEXT NOT NULL,
+    action_id  TEXT NOT NULL,
+    value      {binary} NOT NULL,
+    held_since DOUBLE PRECISION NOT NULL,  -- Unix seconds
+    PRIMARY KEY (party, partition, offset_no)
+);
+"""
+
+
 #: the adapter's store, version by version (:mod:`gateway.storage.migrations`)
 MIGRATIONS = (
     Migration(
@@ -55,10 +70,60 @@ MIGRATIONS = (
         _TABLES + outbox_ddl("BLOB"),
         _TABLES + outbox_ddl("BYTEA"),
     ),
+    Migration(
+        2,
+        "actions held until the actions of another Party they follow are answered",
+        _held("BLOB"),
+        _held("BYTEA"),
+    ),
 )
 
 
+@dataclass(frozen=True)
+class Held:
+    """An action consumed but held back, in its Party's order, until what it follows is
+    answered (:func:`gateway.contract.itmo.causes`)."""
+
+    party: str
+    partition: int
+    offset: int
+    source: str
+    action_id: str
+    value: bytes
+    held_since: float
+
+
 class InternationalStore(TransactionalStore):
+    # -- actions held back (causal order across Parties) -------------------------------------
+    def hold(self, held: Iterable[Held]) -> None:
+        self._require_transaction("hold")
+        self.db.many(
+            "INSERT INTO held_actions (party, partition, offset_no, source, action_id, value,"
+            " held_since) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            [(h.party, h.partition, h.offset, h.source, h.action_id, h.value, h.held_since)
+             for h in held],
+        )  # fmt: skip
+
+    def held(self) -> list[Held]:
+        """Every held action, each Party's in the order they were consumed."""
+        rows = self.db.execute(
+            "SELECT party, partition, offset_no, source, action_id, value, held_since"
+            " FROM held_actions ORDER BY party, partition, offset_no"
+        ).fetchall()
+        return [Held(str(r[0]), int(r[1]), int(r[2]), str(r[3]), str(r[4]), bytes(r[5]),
+                     float(r[6])) for r in rows]  # fmt: skip
+
+    def release(self, held: Iterable[Held]) -> None:
+        self._require_transaction("release")
+        self.db.many(
+            "DELETE FROM held_actions WHERE party = ? AND partition = ? AND offset_no = ?",
+            [(h.party, h.partition, h.offset) for h in held],
+        )
+
+    def held_count(self) -> int:
+        (n,) = self.db.execute("SELECT count(*) FROM held_actions").fetchone()
+        return int(n)
+
     def known(self, action_ids: Sequence[str]) -> set[str]:
         """Which of these actions already have a final answer."""
         found: set[str] = set()

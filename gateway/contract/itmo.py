@@ -139,6 +139,20 @@ def action_id(
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
+def causes(action: ItmoAction) -> tuple[str, ...]:
+    """The ids of the actions of another Party that must reach the international registry
+    before this one: an acquisition follows the transferring Party's transfer — or first
+    transfer — of the same units by the same event (the rules make both sides of a
+    transfer between Parties from one event). Any one of them, answered, is enough."""
+    if action.action_type != ActionType.ACQUISITION or not action.transferring_party:
+        return ()
+    return tuple(
+        action_id(action.registry_id, action.event_id, kind, action.transferring_party,
+                  action.series, action.unit_first)
+        for kind in (ActionType.TRANSFER, ActionType.FIRST_TRANSFER)
+    )  # fmt: skip
+
+
 _PARTY = re.compile(r"[A-Z]{3}")
 _PARTY_FIELDS = (
     "party",

@@ -344,3 +344,47 @@ async def test_ten_thousand_actions_with_faults_sigkills_and_an_outage(
     db = open_international_store(f"sqlite://{store}")
     assert db.counts() == {"recorded": n - len(refused), "rejected": len(refused)}
     db.close()
+
+
+async def test_an_acquisition_consumed_before_the_transfer_it_follows_waits_for_it(
+    broker: Broker, registry: tuple[Emulator, str], tmp_path: Path
+) -> None:
+    """Each Party's national adapter emits on its own: Switzerland's acquisitions and
+    uses can be on the topic before Ghana's first transfers of the same units — in a
+    replay of history at full speed, systematically. They are held, in Switzerland's
+    order, until Ghana's are answered, then go; the registry, empty at the start, ends
+    exactly as with every action in causal order (the live run), refusing nothing more."""
+    emulator, url = registry
+    topics = Topics(f"intl{uuid.uuid4().hex[:8]}")
+    actions = action_stream(int(os.environ.get("CRG_INTL_CAUSAL_ACTIONS", "10000")), seed=3)
+    want, refused = expected(actions)
+    swiss = [a for a in actions if a.party == "CHE"]
+    assert any(a.action_type.value == "ACQUISITION" for a in swiss)
+    await publish(broker, topics, swiss)  # first on the topic, before Ghana's
+    store = open_international_store(f"sqlite://{tmp_path / 'intl.sqlite'}")
+    async with RegistryClient(url, Credentials(token=TOKEN), timeout=2) as client:
+        adapter = InternationalAdapter(
+            kafka=broker.bootstrap_servers, store=store, topics=topics, client=client,
+            keys=PARTY_KEYS, backoff=Backoff(base=0.01, cap=0.2), seed=1,
+        )  # fmt: skip
+        await adapter.start()
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 600
+            while adapter.processed < len(swiss):
+                assert loop.time() < deadline
+                await adapter.step(timeout_ms=200)
+            assert store.held_count() == len(swiss)  # all wait: each follows Ghana's
+            assert emulator.requests == 0
+            await publish(broker, topics, [a for a in actions if a.party != "CHE"])
+            while sum(store.counts().values()) < len(actions):
+                assert loop.time() < deadline, store.counts()
+                await adapter.step(timeout_ms=200)
+            await adapter.settle_acks()
+        finally:
+            await adapter.stop()
+    assert store.held_count() == 0
+    state = await await_state(emulator)
+    assert state == {**want, "applied": len(actions) - len(refused), "applied_twice": []}
+    assert store.counts() == {"recorded": len(actions) - len(refused), "rejected": len(refused)}
+    store.close()
