@@ -87,8 +87,13 @@ class BrokerSecurity:
 
 
 def _cluster_id() -> str:
-    """A KRaft cluster id: 16 random bytes, base64url without padding."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A KRaft cluster id: 16 random bytes, base64url without padding — never starting
+    with '-', which the storage tool would read as an option (as Kafka's own
+    ``Uuid.randomUuid`` avoids; one id in 64 did, and formatting failed)."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not text.startswith("-"):
+            return text
 
 
 class KafkaCluster:

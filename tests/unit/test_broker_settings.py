@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from gateway.resources import kafka_properties
-from gateway.streaming.apache_kafka import LOOPBACK, BrokerSecurity, KafkaCluster
+from gateway.streaming.apache_kafka import LOOPBACK, BrokerSecurity, KafkaCluster, _cluster_id
 
 REPO = Path(__file__).resolve().parents[2]
 SHARED = kafka_properties("server")
@@ -44,3 +44,11 @@ def test_a_secured_cluster_adds_the_secured_settings_and_its_files(tmp_path: Pat
     assert settings["listeners"].startswith("CLIENT://127.0.0.1:")
     assert settings["ssl.keystore.location"] == str(tmp_path / "node.pem")
     assert "PLAINTEXT" not in settings["listener.security.protocol.map"]
+
+
+def test_a_cluster_id_never_reads_as_an_option() -> None:
+    """One base64url id in 64 began with '-', and kafka-storage format took it for an
+    option: the cluster did not start."""
+    ids = [_cluster_id() for _ in range(5000)]
+    assert not [i for i in ids if i.startswith("-")]
+    assert {len(i) for i in ids} == {22}
