@@ -45,6 +45,8 @@ log = structlog.get_logger("crg.international")
 #: how long an action waits for the action of another Party it follows, from when it was
 #: consumed, before it is sent all the same (seconds)
 HOLD_LIMIT = 300.0
+#: how long an action waits within one round for the action it follows, on another lane
+ROUND_WAIT = 5.0
 
 
 @dataclass(frozen=True)
@@ -191,7 +193,11 @@ class InternationalAdapter(ConsumerProcess[ItmoAction | None]):
         if self.parties is not None and transferring not in self.parties:
             return True
         for cause in (c for c in follows if c in settled):
-            await settled[cause].wait()  # set once it is answered or held
+            # set once it is answered or held; bounded, for two lanes may wait on each
+            # other (A acquires from B what B's lane holds behind its own acquisition
+            # from A): then both are held, and go after HOLD_LIMIT at the latest
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(settled[cause].wait(), ROUND_WAIT)
             if cause in answered:
                 return True
         if time.time() - item.since < HOLD_LIMIT:

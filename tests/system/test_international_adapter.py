@@ -29,11 +29,11 @@ from adapters.international.emulator.holdings import Refused, Registry
 from adapters.international.resilience import Backoff, CircuitBreaker
 from adapters.international.store import open_international_store
 from gateway.cli.main import main as crg
-from gateway.contract.itmo import ItmoAction, action_id
+from gateway.contract.itmo import ActionType, ItmoAction, action_id
 from gateway.contract.itmo_message import decode_action
 from gateway.keystore import open_key_storage
 from gateway.streaming.topics import Topics, ensure_topics
-from ops.loadgen_itmo import action_stream, party_keys, signed_actions
+from ops.loadgen_itmo import _action, action_stream, party_keys, signed_actions
 from tests.support.brokers import Broker
 from tests.support.emulator import serving
 from tests.support.harness import read_to_end
@@ -387,4 +387,53 @@ async def test_an_acquisition_consumed_before_the_transfer_it_follows_waits_for_
     state = await await_state(emulator)
     assert state == {**want, "applied": len(actions) - len(refused), "applied_twice": []}
     assert store.counts() == {"recorded": len(actions) - len(refused), "rejected": len(refused)}
+    store.close()
+
+
+async def test_two_parties_acquiring_from_each_other_in_crossed_order_do_not_hang(
+    broker: Broker,
+    registry: tuple[Emulator, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Switzerland sends Ghana units X (event 2) while Ghana first-transfers units Y to
+    Switzerland (event 3); Ghana's adapter emitted event 2 first, Switzerland's event 3:
+    each lane's acquisition waits for a transfer the other lane has behind its own
+    acquisition. The round's wait is bounded, both are held, and they go after the hold
+    limit (shortened here): nothing hangs, every action is answered, none refused."""
+    monkeypatch.setattr("adapters.international.consumer.HOLD_LIMIT", 2.0)
+    monkeypatch.setattr("adapters.international.consumer.ROUND_WAIT", 0.2)
+    T, FT, ACQ = ActionType.TRANSFER, ActionType.FIRST_TRANSFER, ActionType.ACQUISITION
+    ghana = [
+        _action(0, ActionType.AUTHORIZATION, "GHA", 0, 99),
+        _action(1, FT, "GHA", 0, 49, acquiring_party="CHE"),
+        _action(2, ACQ, "GHA", 0, 49, transferring_party="CHE"),
+        _action(3, FT, "GHA", 50, 99, acquiring_party="CHE"),
+    ]
+    swiss = [
+        _action(1, ACQ, "CHE", 0, 49, transferring_party="GHA"),
+        _action(3, ACQ, "CHE", 50, 99, transferring_party="GHA"),
+        _action(2, T, "CHE", 0, 49, acquiring_party="GHA"),
+    ]
+    topics = Topics(f"intl{uuid.uuid4().hex[:8]}")
+    await publish(broker, topics, ghana[:2] + swiss[:1])  # the shared past, in order
+    await publish(broker, topics, [ghana[2], swiss[1], ghana[3], swiss[2]])  # crossed
+    store = open_international_store(f"sqlite://{tmp_path / 'intl.sqlite'}")
+    async with RegistryClient(registry[1], Credentials(token=TOKEN), timeout=2) as client:
+        adapter = InternationalAdapter(
+            kafka=broker.bootstrap_servers, store=store, topics=topics, client=client,
+            keys=PARTY_KEYS, backoff=Backoff(base=0.01, cap=0.2), seed=1,
+        )  # fmt: skip
+        await adapter.start()
+        try:
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 60
+            while sum(store.counts().values()) < len(ghana) + len(swiss):
+                assert loop.time() < deadline, (store.counts(), store.held_count())
+                await adapter.step(timeout_ms=200)
+            await adapter.settle_acks()
+        finally:
+            await adapter.stop()
+    assert store.counts() == {"recorded": 7}  # none refused
+    assert store.held_count() == 0
     store.close()
